@@ -171,6 +171,7 @@ class Frame:
     intrinsics: Intrinsics | None = None
     objects: list[ObjectAnnotation] = field(default_factory=list)
     world_from_camera: Array | None = None  # 4 x 4, ground truth pose when known (world z up)
+    support_mask: Array | None = None  # bool H x W: floor / table-top pixels, when known (for canonicalization)
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -318,3 +319,15 @@ class QARecord:
             "unit": self.unit,
             "spoken_value": self.spoken_value,
         }
+
+
+@dataclass
+class ItemError:
+    """A per-item failure, recorded instead of dropped: which input, which stage, and why."""
+
+    item: str  # image id, file path or manifest line
+    stage: str  # "read", "perception", "geometry", "qa", "write", ...
+    reason: str
+
+    def to_row(self) -> dict[str, str]:
+        return {"item": self.item, "stage": self.stage, "reason": self.reason}
