@@ -9,19 +9,22 @@ N      ?= 24
 
 .PHONY: demo test test-slow bench system-deps install clean lint
 
-# System libraries: open3d needs libusb-1.0 and libgomp. Installed only when missing (needs root or sudo).
+# System packages: open3d needs libusb-1.0 and libgomp; the viewer's browser test drives Debian's chromium.
+# Installed only when missing (needs root or sudo).
+SYS_PKGS := libusb-1.0-0 libgomp1 chromium chromium-driver
 system-deps:
-	@if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then \
-	  echo ">> installing system packages (libusb-1.0-0, libgomp1)"; \
+	@if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0' || ! command -v chromium >/dev/null \
+	    || ! command -v chromedriver >/dev/null; then \
+	  echo ">> installing system packages ($(SYS_PKGS))"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libusb-1.0-0 libgomp1 >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(SYS_PKGS) >/dev/null; \
 	fi
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[ml,scale,dev]'
+	$(PIP) install -q -e '.[ml,scale,viz,dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)

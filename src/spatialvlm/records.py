@@ -224,6 +224,7 @@ class Visibility:
     truncated: dict[str, bool] = field(default_factory=dict)  # "left", "right", "top", "bottom" image border
     occluded: dict[str, float] = field(default_factory=dict)  # same sides: fraction of contour behind nearer stuff
     top_seen: bool | None = None  # canonical frame: camera above the object's top (its full depth is seen)
+    top_view_deg: float | None = None  # canonical frame: elevation of the camera seen from the object's far top
 
 
 @dataclass

@@ -6,7 +6,11 @@ cluster (or, for box-only objects, the cluster most likely to be the object, see
 
 Cleaning *selects* points; it never moves them. The kept set is the full-resolution points whose voxel belongs to the
 chosen cluster, plus points removed by the outlier filter that lie within 1.5 voxels of a kept point (edge points,
-which the statistical filter tends to cut and which set the object's extents)."""
+which the statistical filter tends to cut and which set the object's extents).
+
+With a mask (``prefer="largest"``) the kept cluster is then grown to every voxel linked to it by steps shorter than
+eps: the mask already says what the object is, and DBSCAN's density rule would otherwise cut thin parts. Isolated
+outliers (farther than eps from the object) still go."""
 
 from __future__ import annotations
 
@@ -78,11 +82,64 @@ def dbscan(points: np.ndarray, eps: float, min_points: int) -> np.ndarray:
     return np.asarray(pcd.cluster_dbscan(eps=float(eps), min_points=int(min_points), print_progress=False))
 
 
+def _add_parts(centroids: np.ndarray, labels: np.ndarray, keep_vox: np.ndarray, eps: float) -> np.ndarray:
+    """Other clusters of a masked object that are its parts, not a leak of the background: any cluster that does
+    not lie behind the kept one (a floor lamp's base, far below its shade). A mask that leaks takes in what is
+    behind the object, never what is in front of it."""
+    main = centroids[keep_vox]
+    far_limit = main[:, 2].max() + eps / 2
+    out = keep_vox.copy()
+    for c in np.unique(labels[(labels >= 0) & ~keep_vox]):
+        sel = labels == c
+        if np.median(centroids[sel][:, 2]) <= far_limit:
+            out |= sel
+    return out
+
+
+def _linked_to(centroids: np.ndarray, candidates: np.ndarray, seed_mask: np.ndarray, eps: float) -> np.ndarray:
+    """Candidate voxels in the same eps-linked component as the seed cluster."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    idx = np.flatnonzero(candidates | seed_mask)
+    sub = centroids[idx]
+    pairs = cKDTree(sub).query_pairs(eps, output_type="ndarray")
+    out = np.zeros(len(centroids), dtype=bool)
+    if len(pairs) == 0:
+        out[seed_mask] = True
+        return out
+    g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(idx), len(idx)))
+    _, comp = connected_components(g, directed=False)
+    seed_comp = np.unique(comp[seed_mask[idx]])
+    out[idx[np.isin(comp, seed_comp)]] = True
+    return out
+
+
+def _grow(centroids: np.ndarray, seed_mask: np.ndarray, eps: float) -> np.ndarray:
+    """Voxels linked to the seed cluster by chains of steps shorter than ``eps``: thin parts (a lamp's pole and
+    base, a suitcase handle, chair legs) hold too few voxels to be DBSCAN core points, yet belong to the object."""
+    from scipy.sparse.csgraph import connected_components
+
+    tree = cKDTree(centroids)
+    pairs = tree.query_pairs(eps, output_type="ndarray")
+    if len(pairs) == 0:
+        return seed_mask
+    from scipy.sparse import coo_matrix
+
+    n = len(centroids)
+    g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, comp = connected_components(g, directed=False)
+    return np.isin(comp, np.unique(comp[seed_mask]))
+
+
 def clean_points(points: np.ndarray, cfg: CleanConfig | None = None, *, prefer: str = "largest",
                  center_hint: np.ndarray | None = None, seed: int = 0) -> CleanResult:
     """Select the points that belong to the object.
 
-    ``prefer="largest"`` keeps the largest DBSCAN cluster (the paper's rule, right when the points come from a mask).
+    ``prefer="all"`` is for trusted (annotated) masks: every DBSCAN cluster linked to the largest within 2 eps is
+    kept, so parts seen apart (a headboard behind a mattress, a lamp's base below its shade) stay; only isolated
+    specks and statistical outliers go.
+    ``prefer="largest"`` keeps the largest DBSCAN cluster (the paper's rule, for predicted masks, which leak).
     ``prefer="nearest"`` is for points taken from a 2D box: among clusters holding at least a quarter as many
     voxels as the largest, keep the one nearest the camera (the object stands in front of what shows behind it)."""
     cfg = cfg or CleanConfig()
@@ -104,21 +161,50 @@ def clean_points(points: np.ndarray, cfg: CleanConfig | None = None, *, prefer: 
     if not valid.any():
         return CleanResult(np.zeros(n, dtype=bool), scale, voxel, 0, "no DBSCAN cluster (points too scattered)")
     ids, counts = np.unique(labels[valid], return_counts=True)
-    if prefer == "nearest" and len(ids) > 1:
+    if prefer == "all":
+        # trusted mask: every cluster is the object; only specks far from everything else go
+        chosen = ids[int(np.argmax(counts))]
+        keep_vox = _grow(centroids, valid, 2 * eps)
+        keep_vox = _grow(centroids, keep_vox & _linked_to(centroids, keep_vox, labels == chosen, 2 * eps), eps)
+    elif prefer == "nearest" and len(ids) > 1:
         big = ids[counts >= 0.25 * counts.max()]
         depth = [np.median(centroids[labels == c][:, 2]) for c in big]
         chosen = big[int(np.argmin(depth))]
     else:
         chosen = ids[int(np.argmax(counts))]
-    keep_vox = labels == chosen
+    if prefer != "all":
+        keep_vox = labels == chosen
+    if prefer == "largest":
+        keep_vox = _add_parts(centroids, labels, keep_vox, eps)
+        keep_vox = _grow(centroids, keep_vox, eps)
     keep_sub = keep_vox[inv]
     keep = np.zeros(n, dtype=bool)
     keep[np.flatnonzero(inlier)[keep_sub]] = True
-    # re-admit edge points the outlier filter removed, when they sit right next to the kept object
+    # re-admit points the outlier filter removed when they sit next to the kept object (edges), and, with a mask,
+    # chains of them that hang on to it (thin parts: a lamp's pole, chair legs, a suitcase handle)
     removed = np.flatnonzero(~inlier)
     if len(removed) and keep.any():
+        r = cfg.readmit_voxels * voxel
         d, _ = cKDTree(points[keep]).query(points[removed], k=1, workers=1)
-        keep[removed[d <= cfg.readmit_voxels * voxel]] = True
+        new = removed[d <= r]
+        keep[new] = True
+        if prefer in ("largest", "all"):
+            pending = np.setdiff1d(removed, new)
+            tree = cKDTree(points[pending]) if len(pending) else None
+            taken = np.zeros(len(pending), dtype=bool)
+            frontier = points[keep]
+            if tree is not None:  # start from the kept points that touch a pending one
+                dd, _ = tree.query(frontier, k=1, distance_upper_bound=r, workers=1)
+                frontier = frontier[np.isfinite(dd)]
+            while tree is not None and len(frontier) and not taken.all():
+                hits = tree.query_ball_point(frontier, r, workers=1)
+                idx = np.unique(np.concatenate([np.asarray(h, dtype=np.int64) for h in hits])) if len(hits) else []
+                idx = np.asarray([i for i in idx if not taken[i]], dtype=np.int64)
+                if not len(idx):
+                    break
+                taken[idx] = True
+                keep[pending[idx]] = True
+                frontier = points[pending[idx]]
     if keep.sum() < cfg.min_points:
         return CleanResult(keep, scale, voxel, len(ids), f"too few points after cleaning ({int(keep.sum())})")
     return CleanResult(keep, scale, voxel, len(ids))

@@ -22,6 +22,7 @@ class GeometryConfig:
     canonical: CanonicalConfig = field(default_factory=CanonicalConfig)
     canonical_source: str = "estimate"  # "estimate" (from depth) or "pose" (trust frame.world_from_camera)
     mask_erosion: int = 0  # pixels to erode predicted masks by (0 for exact masks)
+    trust_given_masks: bool = True  # masks given with the input are annotations: keep every part of the object
     top_margin: float = 0.05  # the camera must be this far above an object's top to see its full depth
     seed: int = 0
 
@@ -90,7 +91,9 @@ def build_scene(frame: Frame, cfg: GeometryConfig | None = None, *, name_objects
         if from_box and support_height is not None:
             sel &= ~(np.abs(np.nan_to_num(support_height, nan=1e9)) < 0.03)  # drop the floor / table under it
         pts, pix = backproject(depth, intr, sel)
-        res = clean_points(pts, cfg.clean, prefer="nearest" if from_box else "largest", seed=cfg.seed + k)
+        trusted = not from_box and ann.attributes.get("mask_source", "given") != "predicted"
+        prefer = "nearest" if from_box else ("all" if trusted and cfg.trust_given_masks else "largest")
+        res = clean_points(pts, cfg.clean, prefer=prefer, seed=cfg.seed + k)
         if not res.ok:
             dropped.append(DroppedObject(label, res.reason))
             continue
@@ -130,5 +133,9 @@ def make_object(oid: int, label: str, points_cam: np.ndarray, canonical: Canonic
         o.aabb_canon = aabb(pc)
         o.obb_canon = gravity_obb(pc)
         top_seen = bool(canonical.camera_height - o.aabb_canon.max[2] > top_margin)
-    o.visibility = Visibility(top_seen=top_seen)
+        # how steeply the camera looks down on the object's top, seen from its farthest point: at grazing angles
+        # the top is a sliver and the object's far corners hide behind its own near faces
+        far = float(np.max(np.hypot(pc[:, 0], pc[:, 1])))
+        top_view = float(np.degrees(np.arctan2(canonical.camera_height - o.aabb_canon.max[2], max(far, 1e-6))))
+    o.visibility = Visibility(top_seen=top_seen, top_view_deg=top_view if canonical.ok else None)
     return o

@@ -46,7 +46,9 @@ class GateConfig:
     size_margin: float = 0.15  # relative: tall/wide need the bigger one this much bigger
     volume_ratio: float = 1.5  # big/small need this volume ratio
     min_value: float = 0.10  # metres: smallest quantitative value asked (differences, gaps, elevations)
-    max_occlusion: float = 0.05  # share of an outline side hidden behind nearer surfaces
+    max_occlusion: float = 0.05  # share of the outline hidden behind nearer surfaces (per side: twice this)
+    min_top_view_deg: float = 15.0  # the camera must look down on an object's top at least this steeply
+    hidden_depth_prior: float = 0.75  # an object's depth is assumed >= this share of min(width, height)
     clock_margin_deg: float = 5.0  # stay this far from the border between two hours
     clock_min_distance: float = 0.5  # horizontal distance needed for a clock direction
     enabled: bool = True  # False: no gating at all (ground-truth checks)
@@ -80,32 +82,48 @@ def footprint(scene: Scene, o: Object3D) -> float:
     return z / min(scene.intrinsics.fx, scene.intrinsics.fy)
 
 
-def measurable(scene: Scene, o: Object3D, axes: str, g: GateConfig, part: str = "box") -> bool:
+def measurable(scene: Scene, o: Object3D, axes: str, g: GateConfig, part: str = "box",
+               strict: bool = True) -> bool:
     """Whether the object's box is trustworthy along ``axes`` ("x", "y", "z"). ``part="bottom"`` needs only the
     lower face along z."""
     if not g.enabled:
         return True
     v = o.visibility
     t, occ = v.truncated, v.occluded
-
-    def clear(*sides: str) -> bool:
-        return not any(t.get(s, False) for s in sides) and all(occ.get(s, 0.0) <= g.max_occlusion for s in sides)
-
-    if "x" in axes and not clear("left", "right"):
+    if not strict:
+        # comparisons with a margin: nothing cut by the border, little hidden overall, and the sides that bound
+        # the compared axis clear
+        sides = {"x": ("left", "right"), "y": ("left", "right", "top", "bottom"), "z": ("top", "bottom")}
+        need = {s for a in axes for s in sides[a]}
+        if any(t.values()) or occ.get("all", 0.0) > 2 * g.max_occlusion:
+            return False
+        if any(occ.get(s, 0.0) > 2 * g.max_occlusion for s in need):
+            return False
+        return not ("y" in axes and v.top_seen is False)
+    # cut by the image border on any side: part of the object is unseen, and with it possibly any extent
+    if any(t.values()):
         return False
-    if "z" in axes:
-        if part == "bottom":
-            if not clear("bottom"):
-                return False
-        elif not clear("top", "bottom"):
-            return False
-    if "y" in axes:
-        # the far side of an object shows only when the camera looks down on its top
-        if v.top_seen is False:
-            return False
-        if not clear("left", "right", "top", "bottom"):
-            return False
+    if occ.get("all", 0.0) > g.max_occlusion or any(
+            occ.get(s, 0.0) > 2 * g.max_occlusion for s in ("left", "right", "top", "bottom")):
+        return False
+    if part == "bottom" and axes == "z":
+        return True
+    if ("x" in axes or "y" in axes) and v.top_view_deg is not None and v.top_view_deg < g.min_top_view_deg:
+        return False  # seen edge-on: its far corners may hide behind its near faces
+    if "y" in axes and v.top_seen is False:
+        return False  # the far side of an object shows only when the camera looks down on its top
     return True
+
+
+def hidden_depth(scene: Scene, o: Object3D, canonical: bool, g: GateConfig, face: bool = False) -> float:
+    """How far the centre along the viewing direction may be off because the object's back is unseen: half of
+    what its observed depth falls short of a prior share of its smaller other dimension (a thin observed depth on a
+    wide, tall object suggests a hidden back)."""
+    b = working_box(scene, o, canonical)
+    if face:  # a face (not the centre) may be off by all of the hidden depth; assume depth >= min(width, height)
+        return max(0.0, min(b.size[0], b.size[2]) - b.size[1])
+    expected = g.hidden_depth_prior * min(b.size[0], b.size[2])
+    return max(0.0, expected - b.size[1]) / 2.0
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -171,10 +189,13 @@ def relation_margin_ok(c: Ctx, rel: str) -> bool:
     if not c.g.enabled:
         return True
     axes, q, kind = _REL_Q[rel]
-    if not (measurable(c.scene, c.a, axes, c.g) and measurable(c.scene, c.b, axes, c.g)):
+    strict = kind == "volume"
+    if not (measurable(c.scene, c.a, axes, c.g, strict=strict) and measurable(c.scene, c.b, axes, c.g, strict=strict)):
         return False
     qa, qb = q(c.A), q(c.B)
     unc = c.sigma(c.a, c.b)
+    if "y" in axes:
+        unc += sum(hidden_depth(c.scene, o, c.canonical, c.g) for o in (c.a, c.b))
     if kind == "position":
         return abs(qa - qb) >= max(c.g.position_margin, 3 * unc)
     if kind == "size":
@@ -244,6 +265,8 @@ def _quant_gate(c: Ctx, v: float, axes_a: str, axes_b: str | None, n_faces: floa
     if v < mv:
         return False
     unc = n_faces * c.sigma(*objs) / len(objs)
+    if "y" in axes_a:
+        unc += sum(hidden_depth(c.scene, o, c.canonical, c.g) for o in objs)
     return v * c.g.rel_tol >= unc
 
 
@@ -271,9 +294,12 @@ def _box_gap(a: Box3D, b: Box3D) -> float:
 _q("distance", lambda c: float(np.linalg.norm(c.A.center - c.B.center)), "xyz", 2.0,
    "Distance between the centres of A and B.")
 _q("gap", lambda c: _box_gap(c.A, c.B), "xyz", 2.0, "Distance between A's and B's boxes (closest surfaces).")
+_gap_gate = REGISTRY["gap"].gate
+REGISTRY["gap"].gate = lambda c, v: _gap_gate(c, v) and (not c.g.enabled or v * c.g.rel_tol >= sum(
+    hidden_depth(c.scene, o, c.canonical, c.g, face=True) for o in (c.a, c.b)))
 _q("height", lambda c: float(c.A.size[2]), "z", 2.0, "Height of A (vertical extent).", min_value=0.0)
 _q("width", lambda c: float(c.A.size[0]), "x", 2.0, "Width of A (left-right extent as seen).", min_value=0.0)
-_q("elevation", lambda c: float(c.A.min[2]), "z", 1.0, "Height of A's bottom above the floor.", part="bottom")
+_q("elevation", lambda c: float(c.A.min[2]), "z", 2.0, "Height of A's bottom above the floor.", part="bottom")
 _q("vertical_distance", lambda c: float(abs(c.A.center[2] - c.B.center[2])), "z", 2.0,
    "Vertical offset between the centres of A and B.")
 _q("horizontal_distance", lambda c: float(np.linalg.norm(c.A.center[:2] - c.B.center[:2])), "xy", 2.0,
@@ -320,7 +346,8 @@ def _clock_gate(c: Ctx, ang: float) -> bool:
         return False
     off = abs(((ang + 15.0) % 30.0) - 15.0)  # degrees from the hour's centre
     border = 15.0 - off
-    unc_deg = np.degrees(2 * c.sigma(c.a, c.b) / dist)
+    unc = 2 * c.sigma(c.a, c.b) + sum(hidden_depth(c.scene, o, c.canonical, c.g) for o in (c.a, c.b))
+    unc_deg = np.degrees(unc / dist)
     return border >= max(c.g.clock_margin_deg, 3 * unc_deg)
 
 
