@@ -96,8 +96,17 @@ def test_support_mask_prefers_lowest_parallel_plane():
     band = slice(150, 240)
     depth[band] = table[band]  # the lower half of the picture is table top
     can = estimate_canonical(depth, intr, support_mask=depth > 0)
-    assert can.ok and can.support == "floor"
+    assert can.ok and can.support == "support"  # floor or table: the mask does not say which
     assert can.camera_height == pytest.approx(1.6, abs=0.01)
+    # a floor mask says which pixels are floor: heights are then above the floor for sure
+    floor_only = np.zeros_like(depth, dtype=bool)
+    floor_only[:150] = depth[:150] > 0
+    can = estimate_canonical(depth, intr, support_mask=depth > 0, floor_mask=floor_only)
+    assert can.ok and can.support == "floor" and can.camera_height == pytest.approx(1.6, abs=0.01)
+    # only a table top visible: z = 0 is the table, and the frame says it is not known to be the floor
+    table_only = table.copy()
+    can = estimate_canonical(table_only, intr, support_mask=table_only > 0)
+    assert can.ok and can.support == "support" and can.camera_height == pytest.approx(1.6 - 0.75, abs=0.01)
 
 
 def test_frame_from_plane_is_right_handed():

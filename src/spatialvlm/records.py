@@ -172,6 +172,7 @@ class Frame:
     objects: list[ObjectAnnotation] = field(default_factory=list)
     world_from_camera: Array | None = None  # 4 x 4, ground truth pose when known (world z up)
     support_mask: Array | None = None  # bool H x W: floor / table-top pixels, when known (for canonicalization)
+    floor_mask: Array | None = None  # bool H x W: floor pixels alone, when known (heights are then above the floor)
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
 

@@ -54,28 +54,33 @@ def ransac_plane(points: np.ndarray, threshold: float, iterations: int, rng: np.
 
     Returns ``(plane, inlier_mask)`` with the plane refit on its inliers, or ``(None, empty mask)``."""
     n = len(points)
-    best, best_count = None, 0
     if n < 3:
         return None, np.zeros(n, dtype=bool)
     cos_tilt = None if max_tilt_deg is None else np.cos(np.deg2rad(max_tilt_deg))
     idx = rng.integers(0, n, size=(iterations, 3))
-    for i, j, k in idx:
-        p0, p1, p2 = points[i], points[j], points[k]
-        normal = np.cross(p1 - p0, p2 - p0)
-        norm = np.linalg.norm(normal)
-        if norm < 1e-9:
-            continue
-        normal /= norm
-        plane = orient_up(np.append(normal, -normal @ p0))
-        if cos_tilt is not None and plane[:3] @ CAM_UP < cos_tilt:
-            continue
-        if plane[3] < min_height:
-            continue
-        count = int(np.count_nonzero(np.abs(points @ plane[:3] + plane[3]) < threshold))
-        if count > best_count:
-            best, best_count = plane, count
-    if best is None:
+    p0, p1, p2 = points[idx[:, 0]], points[idx[:, 1]], points[idx[:, 2]]
+    normals = np.cross(p1 - p0, p2 - p0)
+    norms = np.linalg.norm(normals, axis=1)
+    ok = norms > 1e-9
+    normals[ok] /= norms[ok, None]
+    d = -np.einsum("ij,ij->i", normals, p0)
+    flip = d < 0  # orient every candidate so the camera is on its positive side
+    normals[flip] *= -1
+    d[flip] *= -1
+    if cos_tilt is not None:
+        ok &= normals @ CAM_UP >= cos_tilt
+    ok &= d >= min_height
+    cand = np.flatnonzero(ok)
+    if not len(cand):
         return None, np.zeros(n, dtype=bool)
+    counts = np.zeros(len(cand), dtype=np.int64)
+    pts32 = points.astype(np.float32)
+    for s in range(0, len(cand), 64):  # inlier counts, 64 candidate planes at a time
+        c = cand[s:s + 64]
+        dist = np.abs(pts32 @ normals[c].T.astype(np.float32) + d[c].astype(np.float32))
+        counts[s:s + 64] = (dist < threshold).sum(axis=0)
+    b = cand[int(np.argmax(counts))]
+    best = np.append(normals[b], d[b])
     inl = np.abs(points @ best[:3] + best[3]) < threshold
     refit = orient_up(fit_plane_lsq(points[inl]))
     if cos_tilt is not None and refit[:3] @ CAM_UP < cos_tilt:
@@ -138,10 +143,23 @@ def _lowest_parallel(points: np.ndarray, plane: np.ndarray, inl: np.ndarray, cfg
 
 
 def estimate_canonical(depth: np.ndarray, intr: Intrinsics, support_mask: np.ndarray | None = None,
-                       cfg: CanonicalConfig | None = None, seed: int = 0) -> CanonicalFrame:
-    """Find the support plane and build the canonical frame, or say why not."""
+                       cfg: CanonicalConfig | None = None, seed: int = 0,
+                       floor_mask: np.ndarray | None = None) -> CanonicalFrame:
+    """Find the support plane and build the canonical frame, or say why not.
+
+    ``support`` of the result says what z = 0 is: "floor" (from floor pixels), "support" (the lowest plane among
+    floor / table-top pixels, which may be a table when no floor shows) or "geometric" (the lowest large
+    near-horizontal plane in the whole picture)."""
     cfg = cfg or CanonicalConfig()
     rng = np.random.default_rng(seed)
+    if floor_mask is not None and np.count_nonzero(floor_mask & (depth > 0)) >= cfg.min_inliers:
+        pts, _ = backproject(depth, intr, floor_mask)
+        if len(pts) > cfg.max_points:
+            pts = pts[rng.choice(len(pts), cfg.max_points, replace=False)]
+        plane, inl = ransac_plane(pts, cfg.ransac_threshold, cfg.ransac_iterations, rng,
+                                  cfg.max_tilt_deg, cfg.min_camera_height)
+        if plane is not None and inl.sum() >= cfg.min_inliers:
+            return canonical_from_plane(plane, "floor", int(inl.sum()))
     if support_mask is not None and np.count_nonzero(support_mask) >= cfg.min_inliers:
         pts, _ = backproject(depth, intr, support_mask)
         if len(pts) > cfg.max_points:
@@ -151,8 +169,15 @@ def estimate_canonical(depth: np.ndarray, intr: Intrinsics, support_mask: np.nda
                                       cfg.max_tilt_deg, cfg.min_camera_height)
             if plane is not None and inl.sum() >= cfg.min_inliers:
                 plane, inl, lowered = _lowest_parallel(pts, plane, inl, cfg, rng)
-                # the lowest plane among the support pixels is taken as the floor
-                return canonical_from_plane(plane, "floor", int(inl.sum()))
+                # a table top can fill the support pixels; a parallel plane lower in the whole picture is the floor
+                allp, _ = backproject(depth, intr)
+                if len(allp) > cfg.max_points:
+                    allp = allp[rng.choice(len(allp), cfg.max_points, replace=False)]
+                on = np.abs(allp @ plane[:3] + plane[3]) < cfg.ransac_threshold
+                plane2, on2, lowered2 = _lowest_parallel(allp, plane, on, cfg, rng)
+                if lowered2:
+                    plane, inl = plane2, on2
+                return canonical_from_plane(plane, "support", int(inl.sum()))
     # geometric fallback over the whole image
     pts, _ = backproject(depth, intr)
     if len(pts) < cfg.min_inliers:

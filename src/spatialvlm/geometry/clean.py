@@ -53,15 +53,17 @@ def object_scale(points: np.ndarray) -> float:
 def statistical_outliers(points: np.ndarray, k: int, std_ratio: float, rng: np.random.Generator,
                          max_points: int) -> np.ndarray:
     """Boolean inlier mask: a point is an outlier when its mean distance to its k nearest neighbours exceeds the
-    mean of that statistic by ``std_ratio`` standard deviations."""
+    mean of that statistic by ``std_ratio`` standard deviations (Open3D's implementation of the filter)."""
+    import open3d as o3d
+
     n = len(points)
     if n <= k + 1:
         return np.ones(n, dtype=bool)
-    tree = cKDTree(points)
-    dists, _ = tree.query(points, k=k + 1, workers=1)
-    mean_d = dists[:, 1:].mean(axis=1)
-    ref = mean_d if n <= max_points else mean_d[rng.choice(n, max_points, replace=False)]
-    return mean_d <= ref.mean() + std_ratio * ref.std()
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.ascontiguousarray(points, dtype=np.float64)))
+    _, idx = pcd.remove_statistical_outlier(nb_neighbors=k, std_ratio=std_ratio)
+    keep = np.zeros(n, dtype=bool)
+    keep[np.asarray(idx, dtype=np.int64)] = True
+    return keep
 
 
 def voxel_ids(points: np.ndarray, voxel: float) -> tuple[np.ndarray, np.ndarray]:

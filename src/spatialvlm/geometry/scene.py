@@ -22,6 +22,7 @@ class GeometryConfig:
     canonical: CanonicalConfig = field(default_factory=CanonicalConfig)
     canonical_source: str = "estimate"  # "estimate" (from depth) or "pose" (trust frame.world_from_camera)
     mask_erosion: int = 0  # pixels to erode predicted masks by (0 for exact masks)
+    contact_gap: float = 0.06  # a visible bottom this close above the surface just below it rests on that surface
     trust_given_masks: bool = True  # masks given with the input are annotations: keep every part of the object
     top_margin: float = 0.05  # the camera must be this far above an object's top to see its full depth
     seed: int = 0
@@ -59,7 +60,8 @@ def build_scene(frame: Frame, cfg: GeometryConfig | None = None, *, name_objects
     if cfg.canonical_source == "pose" and frame.world_from_camera is not None:
         canonical = canonical_from_pose(frame.world_from_camera)
     else:
-        canonical = estimate_canonical(depth, intr, frame.support_mask, cfg.canonical, seed=cfg.seed)
+        canonical = estimate_canonical(depth, intr, frame.support_mask, cfg.canonical, seed=cfg.seed,
+                                       floor_mask=frame.floor_mask)
 
     support_height = None
     if canonical.ok:
@@ -109,6 +111,11 @@ def build_scene(frame: Frame, cfg: GeometryConfig | None = None, *, name_objects
         o.mask = obj_mask
         o.gt_box3d_cam = ann.box3d_cam
         o.visibility.truncated, o.visibility.occluded = trunc, occ
+        if canonical.ok and support_height is not None:
+            sup = np.abs(np.nan_to_num(support_height, nan=1e9)) < 0.02
+            if frame.support_mask is not None:
+                sup |= np.asarray(frame.support_mask, dtype=bool)
+            snap_to_contact(o, obj_mask, support_height, sup, cfg.contact_gap)
         objects.append(o)
 
     scene = Scene(frame.image_id, objects, canonical, intr, (w, h), dropped, frame,
@@ -118,6 +125,48 @@ def build_scene(frame: Frame, cfg: GeometryConfig | None = None, *, name_objects
 
         assign_names(scene)
     return scene
+
+
+def snap_to_contact(o: Object3D, mask: np.ndarray, height: np.ndarray, support: np.ndarray, max_gap: float) -> None:
+    """Resting contact: the lowest part of a round or overhanging object (a ball, a bowl, a sofa's skirt) is hidden
+    from a camera above, so its lowest visible point floats a little above the surface it stands on. When the
+    pixels just below the lowest part of the object's silhouette are a support surface (the floor plane, or
+    floor / table-top pixels of the support mask) slightly lower than that point, the object's box is extended
+    down to it. A picture on a wall has wall below it, not a support, and is left alone."""
+
+    h, w = mask.shape
+    cols = np.flatnonzero(mask.any(axis=0))
+    if not len(cols):
+        return
+    lowest = h - 1 - np.argmax(mask[::-1, cols], axis=0)  # last mask row per column
+    bottom = lowest >= lowest.max() - 3  # only under the silhouette's lowest part (not beside its flanks)
+    cols, lowest = cols[bottom], lowest[bottom]
+    below, on_support = [], []
+    for dy in (2, 3, 4):
+        rows = lowest + dy
+        ok = rows < h
+        vals = height[rows[ok], cols[ok]]
+        fin = np.isfinite(vals)
+        below.append(vals[fin])
+        on_support.append(support[rows[ok], cols[ok]][fin])
+    below = np.concatenate(below) if below else np.array([])
+    if len(below) < 3 or np.mean(np.concatenate(on_support)) < 0.8:
+        return
+    zmin = float(o.aabb_canon.min[2])
+    surface = float(np.median(below))
+    gap = zmin - surface
+    if 0.0 < gap <= max_gap:
+        c, s = o.aabb_canon.center.copy(), o.aabb_canon.size.copy()
+        top = c[2] + s[2] / 2
+        s[2] = top - surface
+        c[2] = (top + surface) / 2
+        o.aabb_canon.center, o.aabb_canon.size = c, s
+        if o.obb_canon is not None:
+            oc, osz = o.obb_canon.center.copy(), o.obb_canon.size.copy()
+            otop = oc[2] + osz[2] / 2
+            osz[2], oc[2] = otop - surface, (otop + surface) / 2
+            o.obb_canon.center, o.obb_canon.size = oc, osz
+        o.meta["contact_snap_m"] = round(gap, 4)
 
 
 def make_object(oid: int, label: str, points_cam: np.ndarray, canonical: CanonicalFrame,

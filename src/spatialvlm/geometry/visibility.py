@@ -36,6 +36,16 @@ def occlusion(mask: np.ndarray, depth: np.ndarray, support_height: np.ndarray | 
 
     ``support_height`` (H x W, metres above the support plane, NaN where unknown) lets floor / table pixels next to the
     object's base be ignored: the surface an object stands on does not hide it."""
+    if not mask.any():
+        return {s: 0.0 for s in (*SIDES, "all")}
+    # work on the object's neighbourhood only
+    ys0, xs0 = np.nonzero(mask)
+    pad = 4
+    y0, y1 = max(0, ys0.min() - pad), min(mask.shape[0], ys0.max() + pad + 1)
+    x0, x1 = max(0, xs0.min() - pad), min(mask.shape[1], xs0.max() + pad + 1)
+    mask, depth = mask[y0:y1, x0:x1], depth[y0:y1, x0:x1]
+    if support_height is not None:
+        support_height = support_height[y0:y1, x0:x1]
     filled = ndimage.binary_fill_holes(mask)
     inner = filled & ~ndimage.binary_erosion(filled)
     ring = ndimage.binary_dilation(filled, iterations=2) & ~filled
@@ -62,8 +72,16 @@ def occlusion(mask: np.ndarray, depth: np.ndarray, support_height: np.ndarray | 
         "top": ys <= y0 + 0.2 * wy,
         "bottom": ys >= y1 - 0.2 * wy,
     }
+    # the extreme outline pixels in each direction set the object's extent that way: any of them hidden behind
+    # something nearer means the object may go on behind it
+    extremes = {
+        "left_extreme": xs <= x0 + 2,
+        "right_extreme": xs >= x1 - 2,
+        "top_extreme": ys <= y0 + 2,
+        "bottom_extreme": ys >= y1 - 2,
+    }
     out = {}
-    for s, sel in sides.items():
+    for s, sel in {**sides, **extremes}.items():
         sel = sel & ok
         out[s] = float(occluded[sel].mean()) if sel.any() else 0.0
     out["all"] = float(occluded[ok].mean()) if ok.any() else 0.0

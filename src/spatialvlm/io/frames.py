@@ -30,6 +30,9 @@ from spatialvlm.records import Box3D, Frame, Intrinsics, ItemError, ObjectAnnota
 MANIFEST = "frames.jsonl"
 DEPTH_ENCODINGS = ("linear", "sun3d", "kinect_disparity")
 _MAX_DEPTH_MM = 65535
+# limits checked from the file header before any pixel is decoded (a decompression bomb never reaches memory)
+MAX_IMAGE_PIXELS = 100_000_000
+MIN_IMAGE_SIDE = 8
 # what Pillow / numpy raise for unreadable, truncated or oversized files (UnidentifiedImageError is an OSError)
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
@@ -80,12 +83,40 @@ def decode_depth(raw: np.ndarray, depth_scale: float = 1000.0, encoding: str = "
 # --------------------------------------------------------------------------------------------------------------
 # Image loading
 # --------------------------------------------------------------------------------------------------------------
-def load_rgb(path: Path) -> np.ndarray:
+def check_image_size(width: int, height: int, max_pixels: int | None = MAX_IMAGE_PIXELS,
+                     min_side: int | None = MIN_IMAGE_SIDE) -> None:
+    """Raise FrameFormatError for an image too small to lift or too large to decode safely."""
+    if min_side and min(width, height) < min_side:
+        raise FrameFormatError(f"image is too small: {width}x{height} pixels (the shorter side must be at least "
+                               f"{min_side})")
+    if max_pixels and width * height > max_pixels:
+        raise FrameFormatError(f"image is too large: {width}x{height} = {width * height} pixels, above the limit of "
+                               f"{max_pixels} (possible decompression bomb; downscale it or raise the limit)")
+
+
+def _open_image(path):
+    """``Image.open`` with Pillow's own decompression-bomb refusal turned into our "too large" message (call
+    inside ``warnings.catch_warnings()``: the bomb warning is silenced, our limit is checked by the caller)."""
+    from PIL import Image
+
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    try:
+        return Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise FrameFormatError(f"image is too large: {exc} (possible decompression bomb)") from None
+
+
+def load_rgb(path: Path, *, max_pixels: int | None = MAX_IMAGE_PIXELS,
+             min_side: int | None = MIN_IMAGE_SIDE) -> np.ndarray:
     """An image as H x W x 3 uint8 RGB: EXIF orientation applied; grayscale, palette, RGBA (composited on white),
-    16-bit and float images converted."""
+    16-bit and float images converted. Sizes outside ``min_side`` / ``max_pixels`` raise FrameFormatError before
+    the pixels are decoded."""
     from PIL import Image, ImageOps
 
-    with Image.open(path) as im:
+    with warnings.catch_warnings(), _open_image(path) as im:
+        # our own pixel limit is checked below; Pillow's bomb warning would only add noise
+        check_image_size(im.size[0], im.size[1], max_pixels, min_side)
+        im.load()  # decode now, so truncated files fail here with their own message
         im = ImageOps.exif_transpose(im)
         mode = im.mode
         if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -107,10 +138,11 @@ def load_raw(path: Path) -> np.ndarray:
     """A depth / mask image as stored (no scaling). 16-bit PNGs keep their values. Binary little-endian PGMs are
     read as PIL reads them; use ``.npy`` for raw arrays."""
     if path.suffix.lower() == ".npy":
-        return np.load(path)
+        return np.load(path, allow_pickle=False)
     from PIL import Image
 
-    with Image.open(path) as im:
+    with warnings.catch_warnings(), _open_image(path) as im:
+        check_image_size(im.size[0], im.size[1], MAX_IMAGE_PIXELS, None)
         arr = np.asarray(im)
     return arr
 
@@ -212,7 +244,8 @@ def _mask(path: Path, width: int, height: int, what: str) -> np.ndarray:
     return m != 0
 
 
-def parse_line(obj: Any, root: Path, line_no: int = 0) -> Frame:
+def parse_line(obj: Any, root: Path, line_no: int = 0, *, max_pixels: int | None = MAX_IMAGE_PIXELS,
+               min_side: int | None = MIN_IMAGE_SIDE) -> Frame:
     """One manifest entry (already JSON-decoded) -> Frame. Raises FrameFormatError with the reason."""
     if not isinstance(obj, dict):
         raise FrameFormatError(f"a line must be a JSON object, got {type(obj).__name__}")
@@ -220,7 +253,7 @@ def parse_line(obj: Any, root: Path, line_no: int = 0) -> Frame:
         raise FrameFormatError("missing required key 'image'")
     img_path = _resolve(root, obj["image"], "image")
     try:
-        image = load_rgb(img_path)
+        image = load_rgb(img_path, max_pixels=max_pixels, min_side=min_side)
     except FrameFormatError:
         raise
     except _DECODE_ERRORS as exc:
@@ -249,7 +282,11 @@ def parse_line(obj: Any, root: Path, line_no: int = 0) -> Frame:
             raise FrameFormatError(f"depth {dpath} holds floats; depth_encoding {encoding!r} expects integers")
         depth = decode_depth(raw, float(scale), encoding)
         if depth.shape != (H, W):
-            raise FrameFormatError(f"depth {dpath} is {depth.shape[1]}x{depth.shape[0]}, image is {W}x{H}")
+            raise FrameFormatError(f"depth {dpath} is {depth.shape[1]}x{depth.shape[0]}, image is {W}x{H}"
+                                   + (" (the image was rotated by its EXIF orientation)"
+                                      if depth.shape == (W, H) and W != H else ""))
+        if not np.any(depth > 0):
+            raise FrameFormatError(f"depth {dpath} has no valid pixel (all zero / invalid)")
 
     intr = None
     if obj.get("K") is not None:
@@ -265,6 +302,9 @@ def parse_line(obj: Any, root: Path, line_no: int = 0) -> Frame:
     support = None
     if obj.get("support_mask") is not None:
         support = _mask(_resolve(root, obj["support_mask"], "support_mask"), W, H, "support_mask")
+    floor = None
+    if obj.get("floor_mask") is not None:
+        floor = _mask(_resolve(root, obj["floor_mask"], "floor_mask"), W, H, "floor_mask")
 
     objects: list[ObjectAnnotation] = []
     raw_objs = obj.get("objects", [])
@@ -309,7 +349,8 @@ def parse_line(obj: Any, root: Path, line_no: int = 0) -> Frame:
     if image_id is not None and (not isinstance(image_id, str) or not image_id):
         raise FrameFormatError(f"image_id must be a non-empty string, got {image_id!r}")
     return Frame(image_id=image_id or img_path.stem, image=image, depth=depth, intrinsics=intr, objects=objects,
-                 world_from_camera=wfc, support_mask=support, source=str(img_path), meta=dict(meta))
+                 world_from_camera=wfc, support_mask=support, floor_mask=floor, source=str(img_path),
+                 meta=dict(meta))
 
 
 def read_frames(dir_or_jsonl: Path) -> Iterator[Frame | ItemError]:
@@ -320,36 +361,53 @@ def read_frames(dir_or_jsonl: Path) -> Iterator[Frame | ItemError]:
     manifest = _manifest_path(Path(dir_or_jsonl))
     root = manifest.parent
     seen: set[str] = set()
-    with manifest.open("r", encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            s = line.strip()
+    for line_no, s, err in iter_manifest_lines(manifest):
+        item = f"{manifest}:{line_no}"
+        if err:
+            yield ItemError(item=item, stage="read", reason=err)
+            continue
+        try:
+            obj = json.loads(s)
+        except json.JSONDecodeError as exc:
+            yield ItemError(item=item, stage="read", reason=f"malformed JSON: {exc}")
+            continue
+        try:
+            frame = parse_line(obj, root, line_no)
+        except FrameFormatError as exc:
+            yield ItemError(item=item, stage="read", reason=str(exc))
+            continue
+        base, n = frame.image_id, 1
+        while frame.image_id in seen:
+            n += 1
+            frame.image_id = f"{base}_{n}"
+        seen.add(frame.image_id)
+        frame.meta.setdefault("manifest_line", line_no)
+        yield frame
+
+
+def iter_manifest_lines(manifest: Path) -> Iterator[tuple[int, str, str]]:
+    """(line number, stripped text, error) for each frame line of a manifest; blank and ``#`` lines skipped.
+    The file is read as bytes, so a line that is not UTF-8 becomes an error ("" text) instead of ending the
+    read; so does a NUL byte (a sign of a truncated or binary-damaged file)."""
+    with Path(manifest).open("rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            try:
+                s = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                yield line_no, "", f"line is not valid UTF-8 text: {exc}"
+                continue
             if not s or s.startswith("#"):
                 continue
-            item = f"{manifest}:{line_no}"
-            try:
-                obj = json.loads(s)
-            except json.JSONDecodeError as exc:
-                yield ItemError(item=item, stage="read", reason=f"malformed JSON: {exc}")
+            if "\x00" in s:
+                yield line_no, "", "line holds NUL bytes (damaged or binary file)"
                 continue
-            try:
-                frame = parse_line(obj, root, line_no)
-            except FrameFormatError as exc:
-                yield ItemError(item=item, stage="read", reason=str(exc))
-                continue
-            base, n = frame.image_id, 1
-            while frame.image_id in seen:
-                n += 1
-                frame.image_id = f"{base}_{n}"
-            seen.add(frame.image_id)
-            frame.meta.setdefault("manifest_line", line_no)
-            yield frame
+            yield line_no, s, ""
 
 
 def count_frames(dir_or_jsonl: Path) -> int:
     """Number of frame lines in a manifest (non-blank, non-comment), without reading any image."""
     manifest = _manifest_path(Path(dir_or_jsonl))
-    with manifest.open("r", encoding="utf-8") as fh:
-        return sum(1 for line in fh if line.strip() and not line.strip().startswith("#"))
+    return sum(1 for _ in iter_manifest_lines(manifest))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -417,6 +475,11 @@ def frame_to_line(frame: Frame, out_dir: Path, index: int) -> dict[str, Any]:
         Image.fromarray(np.asarray(frame.support_mask, dtype=bool).astype(np.uint8) * 255).save(
             out_dir / "support" / f"{fid}.png")
         line["support_mask"] = f"support/{fid}.png"
+    if frame.floor_mask is not None:
+        (out_dir / "floor").mkdir(exist_ok=True)
+        Image.fromarray(np.asarray(frame.floor_mask, dtype=bool).astype(np.uint8) * 255).save(
+            out_dir / "floor" / f"{fid}.png")
+        line["floor_mask"] = f"floor/{fid}.png"
     objs = []
     for k, o in enumerate(frame.objects):
         e: dict[str, Any] = {"name": o.name}

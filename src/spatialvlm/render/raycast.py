@@ -234,6 +234,7 @@ def render_frame(spec: SceneSpec, prepared: _Prepared | None = None) -> Frame:
     sel = code == 0
     base[sel] = tab.color[gid[sel]] * _floor_texture(points[sel], spec.seed)[:, None]
     support = sel.copy()
+    floor = sel.copy()
     sel = code == 1
     base[sel] = tab.color[gid[sel]] * _wall_texture(points[sel], spec.seed)[:, None]
     sel = code == 2
@@ -301,5 +302,6 @@ def render_frame(spec: SceneSpec, prepared: _Prepared | None = None) -> Frame:
         "render_config": asdict(spec.config),
     }
     return Frame(image_id=spec.image_id, image=image, depth=depth, intrinsics=K, objects=objects,
-                 world_from_camera=T.copy(), support_mask=support.reshape(H, W), source="spatialvlm.render",
+                 world_from_camera=T.copy(), support_mask=support.reshape(H, W),
+                 floor_mask=floor.reshape(H, W), source="spatialvlm.render",
                  meta=meta)
