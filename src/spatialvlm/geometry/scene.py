@@ -35,10 +35,12 @@ def _box_mask(box, h: int, w: int) -> np.ndarray:
     return m
 
 
-def build_scene(frame: Frame, cfg: GeometryConfig | None = None, *, name_objects: bool = True) -> Scene:
+def build_scene(frame: Frame, cfg: GeometryConfig | None = None, *, name_objects: bool = True,
+                similar=None) -> Scene:
     """Lift a frame with metric depth, intrinsics and 2D objects to a Scene. Raises ValueError when the frame
     cannot be lifted at all (no depth, no intrinsics, no valid depth); objects that fail are listed in
-    ``scene.dropped`` with the reason."""
+    ``scene.dropped`` with the reason. ``similar`` (names -> groups of indices, e.g. from a text embedder) lets
+    near-identical captions count as the same name for the ambiguity rule."""
     from scipy import ndimage
 
     cfg = cfg or GeometryConfig()
@@ -123,7 +125,7 @@ def build_scene(frame: Frame, cfg: GeometryConfig | None = None, *, name_objects
     if name_objects:
         from ..qa.naming import assign_names
 
-        assign_names(scene)
+        assign_names(scene, similar)
     return scene
 
 

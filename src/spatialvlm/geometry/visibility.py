@@ -63,7 +63,8 @@ def occlusion(mask: np.ndarray, depth: np.ndarray, support_height: np.ndarray | 
     d_obj = obj_depth[ys, xs]
     d_ring = near_ring[ys, xs]
     ok = np.isfinite(d_obj)
-    occluded = ok & np.isfinite(d_ring) & (d_ring < d_obj - np.maximum(min_gap, rel_gap * d_obj))
+    with np.errstate(invalid="ignore"):
+        occluded = ok & np.isfinite(d_ring) & (d_ring < d_obj - np.maximum(min_gap, rel_gap * d_obj))
     x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
     wx, wy = max(x1 - x0, 1), max(y1 - y0, 1)
     sides = {
