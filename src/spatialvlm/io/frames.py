@@ -139,8 +139,6 @@ def load_raw(path: Path) -> np.ndarray:
     read as PIL reads them; use ``.npy`` for raw arrays."""
     if path.suffix.lower() == ".npy":
         return np.load(path, allow_pickle=False)
-    from PIL import Image
-
     with warnings.catch_warnings(), _open_image(path) as im:
         check_image_size(im.size[0], im.size[1], MAX_IMAGE_PIXELS, None)
         arr = np.asarray(im)

@@ -312,6 +312,129 @@ how, and for the limitations of the geometry behind them.
 """
 
 
+
+# ----------------------------------------------------------------------------------------------------------------
+# encoding one image (pure: no writer state, so it can run in a worker process)
+# ----------------------------------------------------------------------------------------------------------------
+def object_row(image_id: str, o: Object3D) -> dict:
+    """The ``objects.parquet`` row of one lifted object."""
+    pts = np.asarray(o.points_cam)
+    aabb_cam = o.aabb_cam
+    if aabb_cam is None and pts.ndim == 2 and len(pts):
+        aabb_cam = Box3D.from_points(pts)
+    reason = None
+    if not o.askable:
+        reason = str(o.meta.get("drop_reason") or o.meta.get("name_reason") or "unnamed: not asked about")
+    return {
+        "image_id": image_id,
+        "object_id": int(o.id),
+        "name": o.name,
+        "label": o.label,
+        "askable": o.askable,
+        "box2d": _vec(o.box2d),
+        "aabb_cam_center": _vec(aabb_cam.center) if aabb_cam is not None else None,
+        "aabb_cam_size": _vec(aabb_cam.size) if aabb_cam is not None else None,
+        "aabb_canon_center": _vec(o.aabb_canon.center) if o.aabb_canon is not None else None,
+        "aabb_canon_size": _vec(o.aabb_canon.size) if o.aabb_canon is not None else None,
+        "obb_canon": json.dumps(o.obb_canon.to_dict()) if o.obb_canon is not None else None,
+        "num_points": len(pts) if pts.ndim == 2 else 0,
+        "num_points_raw": int(o.num_points_raw),
+        "visibility": _visibility_json(o),
+        "drop_reason": reason,
+    }
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """A compressed ``.npz`` (readable by ``numpy.load``) whose bytes depend only on the arrays: the zip entries
+    carry a fixed timestamp, unlike ``numpy.savez_compressed``, so reruns give identical files."""
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for key, arr in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
+            zf.writestr(info, member.getvalue())
+    return buf.getvalue()
+
+
+def encode_points_npz(image_id: str, objects: list[Object3D], max_points: int = MAX_POINTS_PER_OBJECT,
+                      points_dtype: str = "float16") -> bytes:
+    """``points/<stem>.npz``: one ``obj_<id>`` array per object (seeded subsample of at most ``max_points``)."""
+    arrays = {}
+    seed = zlib.crc32(image_id.encode("utf-8"))
+    for o in objects:
+        p = np.asarray(o.points_cam, dtype=np.float64)
+        if p.ndim != 2 or p.shape[1] != 3:
+            raise ValueError(f"object {o.id} ({o.label!r}): points_cam must be N x 3, got {p.shape}")
+        arrays[f"obj_{o.id}"] = subsample_points(p, max_points, seed + o.id).astype(points_dtype)
+    return npz_bytes(arrays)
+
+
+def encode_item(frame: Frame, scene: Scene, qas: list[QARecord], *, jpeg_quality: int = JPEG_QUALITY,
+                max_points: int = MAX_POINTS_PER_OBJECT, points_dtype: str = "float16") -> dict:
+    """Everything :class:`DatasetWriter` writes for one image, as plain data: the encoded files (JPEG, depth PNG,
+    instance PNG, points NPZ as bytes) and the table rows (file paths are filled in by the writer). Raises
+    ValueError for an inconsistent triple before anything is written anywhere."""
+    image_id = scene.image_id
+    if frame.image_id != image_id:
+        raise ValueError(f"frame id {frame.image_id!r} != scene id {image_id!r}")
+    for q in qas:
+        if q.image_id != image_id:
+            raise ValueError(f"QA for image {q.image_id!r} passed with scene {image_id!r}")
+    h, w = frame.height, frame.width
+    jpeg = encode_jpeg(frame.image, jpeg_quality)
+    depth_png = encode_depth_png(frame.depth) if frame.depth is not None else None
+    if depth_png is not None and np.asarray(frame.depth).shape != (h, w):
+        raise ValueError(f"depth shape {np.asarray(frame.depth).shape} != image shape {(h, w)}")
+    inst = instance_map(scene.objects, h, w)
+    mask_png = encode_instance_png(inst) if inst is not None else None
+    points = encode_points_npz(image_id, scene.objects, max_points, points_dtype)
+
+    canon = scene.canonical
+    intr = scene.intrinsics or frame.intrinsics
+    n_askable = sum(1 for o in scene.objects if o.askable)
+    scene_row = {
+        "image_id": image_id,
+        "source": frame.source or "",
+        "width": w,
+        "height": h,
+        "canonicalized": bool(canon.ok),
+        "canonical_reason": canon.reason or "",
+        "camera_height": _finite_or_none(canon.camera_height),
+        "support": canon.support or "",
+        "K": intr.to_list() if intr is not None else None,
+        "n_objects": len(scene.objects),
+        "n_askable": n_askable,
+        "n_qa": len(qas),
+        "canon_from_cam": _mat(canon.canon_from_cam) if canon.ok else None,
+    }
+    object_rows = [object_row(image_id, o) for o in scene.objects]
+    for dr in scene.dropped:
+        object_rows.append({
+            "image_id": image_id, "object_id": None, "name": "", "label": dr.label, "askable": False,
+            "num_points": 0, "num_points_raw": 0, "visibility": None, "drop_reason": dr.reason or "dropped",
+        })
+    return {
+        "image_id": image_id, "jpeg": jpeg, "depth_png": depth_png, "mask_png": mask_png, "points_npz": points,
+        "scene_row": scene_row, "object_rows": object_rows, "qa_rows": [q.to_row() for q in qas],
+        "n_dropped": len(scene.dropped),
+    }
+
+
+class _QARow:
+    """The fields of a QA row the HF / LLaVA exports need, read from a ``QARecord.to_row()`` dict."""
+
+    __slots__ = ("answer", "image_id", "qa_type", "question", "value_m")
+
+    def __init__(self, row: dict) -> None:
+        self.image_id, self.qa_type = row["image_id"], row["qa_type"]
+        self.question, self.answer, self.value_m = row["question"], row["answer"], row["value_m"]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # the writer
 # ----------------------------------------------------------------------------------------------------------------
@@ -443,111 +566,56 @@ class DatasetWriter:
         """Write one image: its files, its scene / object / QA rows, its HF rows and its LLaVA entry."""
         if self._closed:
             raise RuntimeError("DatasetWriter is closed")
-        image_id = scene.image_id
-        if frame.image_id != image_id:
-            raise ValueError(f"frame id {frame.image_id!r} != scene id {image_id!r}")
+        if scene.image_id in self._ids:
+            raise ValueError(f"image id {scene.image_id!r} added twice")
+        self.add_encoded(encode_item(frame, scene, qas, jpeg_quality=self.jpeg_quality, max_points=self.max_points,
+                                     points_dtype=self.points_dtype.name))
+
+    def add_encoded(self, item: dict) -> None:
+        """Write one image already encoded by :func:`encode_item` (plain data: bytes and row dicts, so it can be
+        produced in another process and shipped here). ``add(frame, scene, qas)`` is ``add_encoded(encode_item(
+        frame, scene, qas))`` with this writer's settings."""
+        if self._closed:
+            raise RuntimeError("DatasetWriter is closed")
+        image_id = item["image_id"]
         if image_id in self._ids:
             raise ValueError(f"image id {image_id!r} added twice")
-        for q in qas:
-            if q.image_id != image_id:
-                raise ValueError(f"QA for image {q.image_id!r} passed with scene {image_id!r}")
-
-        h, w = frame.height, frame.width
-        jpeg = encode_jpeg(frame.image, self.jpeg_quality)
-        depth_png = encode_depth_png(frame.depth) if frame.depth is not None else None
-        if depth_png is not None and np.asarray(frame.depth).shape != (h, w):
-            raise ValueError(f"depth shape {np.asarray(frame.depth).shape} != image shape {(h, w)}")
-        inst = instance_map(scene.objects, h, w)
-
-        # everything validated: now write (so a failing image leaves no partial rows)
         stem = self._stem_for(image_id)
         self._ids.add(image_id)
         rel_img = f"{IMAGES_DIR}/{stem}.jpg"
+        jpeg = item["jpeg"]
         (self.out_dir / rel_img).write_bytes(jpeg)
         rel_depth = rel_mask = None
-        if depth_png is not None:
+        if item.get("depth_png") is not None:
             rel_depth = f"{DEPTH_DIR}/{stem}.png"
-            (self.out_dir / rel_depth).write_bytes(depth_png)
-        if inst is not None:
+            (self.out_dir / rel_depth).write_bytes(item["depth_png"])
+        if item.get("mask_png") is not None:
             rel_mask = f"{MASKS_DIR}/{stem}.png"
-            (self.out_dir / rel_mask).write_bytes(encode_instance_png(inst))
-        self._write_points(stem, image_id, scene.objects)
+            (self.out_dir / rel_mask).write_bytes(item["mask_png"])
+        (self.out_dir / POINTS_DIR / f"{stem}.npz").write_bytes(item["points_npz"])
 
-        canon = scene.canonical
-        intr = scene.intrinsics or frame.intrinsics
-        n_askable = sum(1 for o in scene.objects if o.askable)
-        self._scenes.add({
-            "image_id": image_id,
-            "source": frame.source or "",
-            "width": w,
-            "height": h,
-            "canonicalized": bool(canon.ok),
-            "canonical_reason": canon.reason or "",
-            "camera_height": _finite_or_none(canon.camera_height),
-            "support": canon.support or "",
-            "K": intr.to_list() if intr is not None else None,
-            "n_objects": len(scene.objects),
-            "n_askable": n_askable,
-            "n_qa": len(qas),
-            "image": rel_img,
-            "depth": rel_depth,
-            "masks": rel_mask,
-            "canon_from_cam": _mat(canon.canon_from_cam) if canon.ok else None,
-        })
-        for o in scene.objects:
-            self._objects.add(self._object_row(image_id, o))
-        for dr in scene.dropped:
-            self._objects.add({
-                "image_id": image_id, "object_id": None, "name": "", "label": dr.label, "askable": False,
-                "num_points": 0, "num_points_raw": 0, "visibility": None, "drop_reason": dr.reason or "dropped",
-            })
-        for q in qas:
-            self._qa.add(q.to_row())
+        self._scenes.add({**item["scene_row"], "image": rel_img, "depth": rel_depth, "masks": rel_mask})
+        for row in item["object_rows"]:
+            self._objects.add(row)
+        qas = [_QARow(r) for r in item["qa_rows"]]
+        for r, q in zip(item["qa_rows"], qas):
+            self._qa.add(r)
             self._qa_by_type[q.qa_type] += 1
             self._add_hf_row(q, jpeg, stem)
         self._add_llava(image_id, rel_img, qas)
 
         self._n_images += 1
-        self._n_canon += int(bool(canon.ok))
-        self._n_objects += len(scene.objects)
-        self._n_askable += n_askable
-        self._n_dropped += len(scene.dropped)
+        self._n_canon += int(bool(item["scene_row"]["canonicalized"]))
+        self._n_objects += int(item["scene_row"]["n_objects"])
+        self._n_askable += int(item["scene_row"]["n_askable"])
+        self._n_dropped += int(item.get("n_dropped", 0))
 
     def _object_row(self, image_id: str, o: Object3D) -> dict:
-        pts = np.asarray(o.points_cam)
-        aabb_cam = o.aabb_cam
-        if aabb_cam is None and pts.ndim == 2 and len(pts):
-            aabb_cam = Box3D.from_points(pts)
-        reason = None
-        if not o.askable:
-            reason = str(o.meta.get("drop_reason") or o.meta.get("name_reason") or "unnamed: not asked about")
-        return {
-            "image_id": image_id,
-            "object_id": int(o.id),
-            "name": o.name,
-            "label": o.label,
-            "askable": o.askable,
-            "box2d": _vec(o.box2d),
-            "aabb_cam_center": _vec(aabb_cam.center) if aabb_cam is not None else None,
-            "aabb_cam_size": _vec(aabb_cam.size) if aabb_cam is not None else None,
-            "aabb_canon_center": _vec(o.aabb_canon.center) if o.aabb_canon is not None else None,
-            "aabb_canon_size": _vec(o.aabb_canon.size) if o.aabb_canon is not None else None,
-            "obb_canon": json.dumps(o.obb_canon.to_dict()) if o.obb_canon is not None else None,
-            "num_points": len(pts) if pts.ndim == 2 else 0,
-            "num_points_raw": int(o.num_points_raw),
-            "visibility": _visibility_json(o),
-            "drop_reason": reason,
-        }
+        return object_row(image_id, o)
 
     def _write_points(self, stem: str, image_id: str, objects: list[Object3D]) -> None:
-        arrays = {}
-        seed = zlib.crc32(image_id.encode("utf-8"))
-        for o in objects:
-            p = np.asarray(o.points_cam, dtype=np.float64)
-            if p.ndim != 2 or p.shape[1] != 3:
-                raise ValueError(f"object {o.id} ({o.label!r}): points_cam must be N x 3, got {p.shape}")
-            arrays[f"obj_{o.id}"] = subsample_points(p, self.max_points, seed + o.id).astype(self.points_dtype)
-        np.savez_compressed(self.out_dir / POINTS_DIR / f"{stem}.npz", **arrays)
+        (self.out_dir / POINTS_DIR / f"{stem}.npz").write_bytes(
+            encode_points_npz(image_id, objects, self.max_points, self.points_dtype.name))
 
     def _add_hf_row(self, q: QARecord, jpeg: bytes, stem: str) -> None:
         prompt, completion = chat_turns(q.question, q.answer)
