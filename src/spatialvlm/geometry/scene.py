@@ -78,7 +78,8 @@ def build_scene(frame: Frame, cfg: GeometryConfig | None = None, *, name_objects
         if not label:
             dropped.append(DroppedObject(f"object {k}", "object has no name"))
             continue
-        from_box = ann.mask is None
+        # a perception "mask" that is only the detector's box is a box
+        from_box = ann.mask is None or ann.attributes.get("mask_source") == "box"
         if from_box:
             if ann.box is None:
                 dropped.append(DroppedObject(label, "object has neither mask nor box"))
@@ -95,7 +96,9 @@ def build_scene(frame: Frame, cfg: GeometryConfig | None = None, *, name_objects
         if from_box and support_height is not None:
             sel &= ~(np.abs(np.nan_to_num(support_height, nan=1e9)) < 0.03)  # drop the floor / table under it
         pts, pix = backproject(depth, intr, sel)
-        trusted = not from_box and ann.attributes.get("mask_source", "given") != "predicted"
+        predicted = (ann.attributes.get("source") == "perception"
+                     or ann.attributes.get("mask_source") in ("segmenter", "predicted"))
+        trusted = not from_box and not predicted
         prefer = "nearest" if from_box else ("all" if trusted and cfg.trust_given_masks else "largest")
         res = clean_points(pts, cfg.clean, prefer=prefer, seed=cfg.seed + k)
         if not res.ok:

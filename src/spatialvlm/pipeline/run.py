@@ -226,13 +226,52 @@ class PerceptionGate:
 _PerceptionGate = PerceptionGate  # the name the first local runner used
 
 
+def _has_perception() -> bool:
+    try:
+        import spatialvlm.perception.embed  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _safe_similar(similar):
+    """The embedder groups names only for perceived frames; if its weights cannot be loaded the exact-name rule
+    still applies, and the reason is logged once (not a silent change: the scene's names say which rule ran)."""
+    if similar is None:
+        return None
+    state = {"failed": None}
+
+    def wrapped(names):
+        if state["failed"] is not None:
+            return []
+        try:
+            return similar(names)
+        except Exception as exc:  # missing weights, no network: fall back to exact matching, loudly
+            import logging
+
+            state["failed"] = str(exc)
+            logging.getLogger("spatialvlm.pipeline").warning(
+                "text embedder for near-duplicate names unavailable (%s); names are matched exactly", exc)
+            return []
+
+    return wrapped
+
+
 class ItemPipeline:
     """Every stage after reading, for one engine worker: (perception gate) -> geometry -> QA -> encode.
     ``__call__`` maps a batch of Frame / ItemError to plain output records and adds seconds to ``times``."""
 
     def __init__(self, cfg: SynthConfig, *, perception: bool = True, eager_perception: bool = False):
         self.perception = PerceptionGate(cfg.perception, eager=eager_perception) if perception else None
-        self.geometry, self.qa, self.encode = GeometryStage(cfg.geometry), QAStage(cfg.qa), EncodeStage()
+        similar = None
+        if perception and cfg.perception.get("embedder", "default") is not None and _has_perception():
+            from ..perception.embed import similarity_grouper
+            from ..perception.stage import PerceptionConfig
+
+            pc = PerceptionConfig.from_dict(cfg.perception) if cfg.perception else PerceptionConfig()
+            similar = _safe_similar(similarity_grouper(pc.embedder, pc.duplicate_threshold, pc.device, pc.dtype))
+        self.geometry = GeometryStage(cfg.geometry, similar=similar)
+        self.qa, self.encode = QAStage(cfg.qa), EncodeStage()
         self.times: Counter = Counter()
 
     def __call__(self, batch: list) -> list[dict]:

@@ -22,8 +22,9 @@ class SceneResult:
 class GeometryStage:
     """Frame -> Scene (cleaned per-object point clouds, canonical frame, boxes, names)."""
 
-    def __init__(self, cfg: GeometryConfig | None = None):
+    def __init__(self, cfg: GeometryConfig | None = None, similar=None):
         self.cfg = cfg or GeometryConfig()
+        self.similar = similar  # names -> groups (text embedder), for names that came from perception models
 
     def __call__(self, items: list) -> list:
         out = []
@@ -32,7 +33,8 @@ class GeometryStage:
                 out.append(f)
                 continue
             try:
-                out.append(SceneResult(f, build_scene(f, self.cfg)))
+                perceived = any(o.attributes.get("source") == "perception" for o in f.objects)
+                out.append(SceneResult(f, build_scene(f, self.cfg, similar=self.similar if perceived else None)))
             except ValueError as exc:  # a frame that cannot be lifted: recorded with its reason
                 out.append(ItemError(f.image_id, "geometry", str(exc)))
             except Exception as exc:  # an unexpected bug: still recorded, with the traceback's last line
