@@ -101,3 +101,17 @@ def test_unknown_type_in_config_is_an_error():
 
     with pytest.raises(ValueError, match="unknown question types"):
         QAConfig(types={"distanse": 1.0}).weights()
+
+
+def test_quantitative_share():
+    from spatialvlm.qa.synth import candidates
+
+    scene = _scene()
+    cfg = QAConfig(per_image=20)
+    n_metric = sum(len(candidates(scene, t, cfg.gate)) for t in TYPES
+                   if TYPES[t].family in ("quantitative", "direction"))
+    recs = synthesize_qa(scene, cfg)
+    got = sum(r.family in ("quantitative", "direction") for r in recs)
+    assert got == min(10, n_metric) and len(recs) == 20
+    none = synthesize_qa(scene, QAConfig(per_image=20, quantitative_share=0.0))
+    assert not any(r.family in ("quantitative", "direction") for r in none)

@@ -1,8 +1,10 @@
 """Scene -> QA records: pick question types and object pairs, compute answers, phrase them.
 
 Sampling is balanced over types: each round visits the enabled types in a shuffled order and draws one askable
-(type, A, B) for each, until ``per_image`` records are written or nothing askable is left. Everything is seeded
-by (config seed, image id), so the same scene always gets the same questions."""
+(type, A, B) for each, until ``per_image`` records are written or nothing askable is left. Quantitative questions
+(and clock directions) get their own share of the budget (``quantitative_share``, half by default, as in the
+paper) as far as the scene allows; the rest goes to qualitative ones, and whatever one side cannot use goes to the
+other. Everything is seeded by (config seed, image id), so the same scene always gets the same questions."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from .types import GateConfig, evaluate, uses_canonical
 class QAConfig:
     per_image: int = 40
     types: dict[str, float] = field(default_factory=dict)  # weights by type name; empty = all types, equal weight
+    quantitative_share: float = 0.5  # target share of quantitative + direction questions per image
     imperial_prob: float = 0.2
     hedge_prob: float = 0.15
     seed: int = 0
@@ -100,17 +103,33 @@ def synthesize_qa(scene: Scene, cfg: QAConfig | None = None, seed: int | None = 
         if c:
             order = rng.permutation(len(c))
             pools[t] = [c[i] for i in order]
-    records: list[QARecord] = []
-    while pools and len(records) < cfg.per_image:
+    if not 0.0 <= cfg.quantitative_share <= 1.0:
+        raise ValueError(f"quantitative_share must be in [0, 1], got {cfg.quantitative_share}")
+    metric = {t: p for t, p in pools.items() if TYPES[t].family in ("quantitative", "direction")}
+    other = {t: p for t, p in pools.items() if t not in metric}
+    n_metric = sum(len(p) for p in metric.values())
+    n_other = sum(len(p) for p in other.values())
+    want_metric = int(round(cfg.per_image * cfg.quantitative_share))
+    take_metric = min(n_metric, max(want_metric, cfg.per_image - n_other))
+    take_other = min(n_other, cfg.per_image - take_metric)
+    picked = _round_robin(metric, weights, take_metric, rng) + _round_robin(other, weights, take_other, rng)
+    order = rng.permutation(len(picked))  # interleave the two families
+    return [make_record(scene, t, a, b, truth, value, rng, cfg)
+            for t, (a, b, (truth, value)) in (picked[i] for i in order)]
+
+
+def _round_robin(pools: dict[str, list], weights: dict[str, float], n: int, rng: np.random.Generator) -> list:
+    """Up to ``n`` (type, candidate) picks, one type per turn in weighted-shuffled rounds."""
+    pools = {t: list(p) for t, p in pools.items() if p}
+    out: list = []
+    while pools and len(out) < n:
         types = list(pools)
         w = np.array([weights[t] for t in types])
-        # a weighted shuffle: each round visits every type once, heavier types earlier
-        keys = rng.random(len(types)) ** (1.0 / w)
+        keys = rng.random(len(types)) ** (1.0 / w)  # a weighted shuffle: heavier types earlier in the round
         for t in [types[i] for i in np.argsort(-keys)]:
-            if len(records) >= cfg.per_image:
+            if len(out) >= n:
                 break
-            a, b, (truth, value) = pools[t].pop()
-            records.append(make_record(scene, t, a, b, truth, value, rng, cfg))
+            out.append((t, pools[t].pop()))
             if not pools[t]:
                 del pools[t]
-    return records
+    return out
