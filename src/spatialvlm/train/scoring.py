@@ -130,8 +130,9 @@ def score(item: dict, prediction: str | None) -> dict[str, Any]:
     if fam == "choice" and not options:
         raise ValueError(f"choice question without its object names (qa.parquet missing?): {item.get('question')!r}")
     if _eval_score_item is not None:
+        objects = item.get("objects")
         out = _eval_score_item(fam, truth, prediction, value_m=item.get("value_m"), options=options,
-                               relation=relation)
+                               relation=relation, objects=list(objects) if objects is not None else None)
     else:
         out = _fallback_score(fam, truth, prediction, item.get("value_m"), options, relation)
     return {"qa_type": t, "family": fam, "prediction": prediction, **out}
