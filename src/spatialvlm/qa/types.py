@@ -103,6 +103,8 @@ def measurable(scene: Scene, o: Object3D, axes: str, g: GateConfig, part: str = 
         if any(occ.get(s, 0.0) > 2 * g.max_occlusion or occ.get(f"{s}_extreme", 0.0) > g.max_extreme_occlusion
                for s in need):
             return False
+        if "y" in axes and v.top_view_deg is not None and v.top_view_deg < g.min_top_view_deg:
+            return False  # along the view, an object seen edge-on may hide its far part behind its near faces
         return not ("y" in axes and v.top_seen is False)
     # cut by the image border on any side: part of the object is unseen, and with it possibly any extent
     if any(t.values()) or not extreme_ok:
