@@ -142,6 +142,15 @@ def _lowest_parallel(points: np.ndarray, plane: np.ndarray, inl: np.ndarray, cfg
     return cand, full, True
 
 
+def _sampled_points(depth: np.ndarray, intr: Intrinsics, mask: np.ndarray | None, cfg: CanonicalConfig,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Back-projected points of ``mask`` (all valid pixels when None), at most ``cfg.max_points`` of them."""
+    pts, _ = backproject(depth, intr, mask)
+    if len(pts) > cfg.max_points:
+        pts = pts[rng.choice(len(pts), cfg.max_points, replace=False)]
+    return pts
+
+
 def estimate_canonical(depth: np.ndarray, intr: Intrinsics, support_mask: np.ndarray | None = None,
                        cfg: CanonicalConfig | None = None, seed: int = 0,
                        floor_mask: np.ndarray | None = None) -> CanonicalFrame:
@@ -153,37 +162,29 @@ def estimate_canonical(depth: np.ndarray, intr: Intrinsics, support_mask: np.nda
     cfg = cfg or CanonicalConfig()
     rng = np.random.default_rng(seed)
     if floor_mask is not None and np.count_nonzero(floor_mask & (depth > 0)) >= cfg.min_inliers:
-        pts, _ = backproject(depth, intr, floor_mask)
-        if len(pts) > cfg.max_points:
-            pts = pts[rng.choice(len(pts), cfg.max_points, replace=False)]
+        pts = _sampled_points(depth, intr, floor_mask, cfg, rng)
         plane, inl = ransac_plane(pts, cfg.ransac_threshold, cfg.ransac_iterations, rng,
                                   cfg.max_tilt_deg, cfg.min_camera_height)
         if plane is not None and inl.sum() >= cfg.min_inliers:
             return canonical_from_plane(plane, "floor", int(inl.sum()))
     if support_mask is not None and np.count_nonzero(support_mask) >= cfg.min_inliers:
-        pts, _ = backproject(depth, intr, support_mask)
-        if len(pts) > cfg.max_points:
-            pts = pts[rng.choice(len(pts), cfg.max_points, replace=False)]
+        pts = _sampled_points(depth, intr, support_mask, cfg, rng)
         if len(pts) >= cfg.min_inliers:
             plane, inl = ransac_plane(pts, cfg.ransac_threshold, cfg.ransac_iterations, rng,
                                       cfg.max_tilt_deg, cfg.min_camera_height)
             if plane is not None and inl.sum() >= cfg.min_inliers:
                 plane, inl, lowered = _lowest_parallel(pts, plane, inl, cfg, rng)
                 # a table top can fill the support pixels; a parallel plane lower in the whole picture is the floor
-                allp, _ = backproject(depth, intr)
-                if len(allp) > cfg.max_points:
-                    allp = allp[rng.choice(len(allp), cfg.max_points, replace=False)]
+                allp = _sampled_points(depth, intr, None, cfg, rng)
                 on = np.abs(allp @ plane[:3] + plane[3]) < cfg.ransac_threshold
                 plane2, on2, lowered2 = _lowest_parallel(allp, plane, on, cfg, rng)
                 if lowered2:
                     plane, inl = plane2, on2
                 return canonical_from_plane(plane, "support", int(inl.sum()))
     # geometric fallback over the whole image
-    pts, _ = backproject(depth, intr)
+    pts = _sampled_points(depth, intr, None, cfg, rng)  # min_inliers < max_points: a short cloud is never cut
     if len(pts) < cfg.min_inliers:
         return CanonicalFrame(False, f"too few valid depth pixels ({len(pts)})")
-    if len(pts) > cfg.max_points:
-        pts = pts[rng.choice(len(pts), cfg.max_points, replace=False)]
     plane, inl = ransac_plane(pts, cfg.ransac_threshold, cfg.ransac_iterations, rng,
                               cfg.max_tilt_deg, cfg.min_camera_height)
     need = max(cfg.min_inliers * min(1.0, len(pts) / cfg.max_points), cfg.min_inlier_fraction_fallback * len(pts))

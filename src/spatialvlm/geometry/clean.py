@@ -98,25 +98,6 @@ def _add_parts(centroids: np.ndarray, labels: np.ndarray, keep_vox: np.ndarray, 
     return out
 
 
-def _linked_to(centroids: np.ndarray, candidates: np.ndarray, seed_mask: np.ndarray, eps: float) -> np.ndarray:
-    """Candidate voxels in the same eps-linked component as the seed cluster."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    idx = np.flatnonzero(candidates | seed_mask)
-    sub = centroids[idx]
-    pairs = cKDTree(sub).query_pairs(eps, output_type="ndarray")
-    out = np.zeros(len(centroids), dtype=bool)
-    if len(pairs) == 0:
-        out[seed_mask] = True
-        return out
-    g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(idx), len(idx)))
-    _, comp = connected_components(g, directed=False)
-    seed_comp = np.unique(comp[seed_mask[idx]])
-    out[idx[np.isin(comp, seed_comp)]] = True
-    return out
-
-
 def _grow(centroids: np.ndarray, seed_mask: np.ndarray, eps: float) -> np.ndarray:
     """Voxels linked to the seed cluster by chains of steps shorter than ``eps``: thin parts (a lamp's pole and
     base, a suitcase handle, chair legs) hold too few voxels to be DBSCAN core points, yet belong to the object."""
@@ -165,9 +146,9 @@ def clean_points(points: np.ndarray, cfg: CleanConfig | None = None, *, prefer: 
     ids, counts = np.unique(labels[valid], return_counts=True)
     if prefer == "all":
         # trusted mask: every cluster is the object; only specks far from everything else go
+        # (every voxel chained to the largest cluster by steps under 2 eps, noise voxels included)
         chosen = ids[int(np.argmax(counts))]
-        keep_vox = _grow(centroids, valid, 2 * eps)
-        keep_vox = _grow(centroids, keep_vox & _linked_to(centroids, keep_vox, labels == chosen, 2 * eps), eps)
+        keep_vox = _grow(centroids, labels == chosen, 2 * eps)
     elif prefer == "nearest" and len(ids) > 1:
         big = ids[counts >= 0.25 * counts.max()]
         depth = [np.median(centroids[labels == c][:, 2]) for c in big]

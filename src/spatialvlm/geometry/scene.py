@@ -13,8 +13,6 @@ from .canonical import CanonicalConfig, canonical_from_pose, estimate_canonical
 from .clean import CleanConfig, clean_points
 from .visibility import occlusion, truncation
 
-BACKGROUND_LABELS = {"floor", "wall", "ceiling", "sky", "sun", "ground", "road", "grass", "background", "ceiling light"}
-
 
 @dataclass
 class GeometryConfig:
@@ -161,17 +159,18 @@ def snap_to_contact(o: Object3D, mask: np.ndarray, height: np.ndarray, support: 
     surface = float(np.median(below))
     gap = zmin - surface
     if 0.0 < gap <= max_gap:
-        c, s = o.aabb_canon.center.copy(), o.aabb_canon.size.copy()
-        top = c[2] + s[2] / 2
-        s[2] = top - surface
-        c[2] = (top + surface) / 2
-        o.aabb_canon.center, o.aabb_canon.size = c, s
-        if o.obb_canon is not None:
-            oc, osz = o.obb_canon.center.copy(), o.obb_canon.size.copy()
-            otop = oc[2] + osz[2] / 2
-            osz[2], oc[2] = otop - surface, (otop + surface) / 2
-            o.obb_canon.center, o.obb_canon.size = oc, osz
+        for box in (o.aabb_canon, o.obb_canon):  # both are gravity-aligned: z is their third axis
+            if box is not None:
+                _lower_bottom(box, surface)
         o.meta["contact_snap_m"] = round(gap, 4)
+
+
+def _lower_bottom(box, z: float) -> None:
+    """Extend a gravity-aligned box down to height ``z``, keeping its top."""
+    c, s = box.center.copy(), box.size.copy()
+    top = c[2] + s[2] / 2
+    s[2], c[2] = top - z, (top + z) / 2
+    box.center, box.size = c, s
 
 
 def make_object(oid: int, label: str, points_cam: np.ndarray, canonical: CanonicalFrame,

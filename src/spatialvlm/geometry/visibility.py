@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..records import Visibility
 
 SIDES = ("left", "right", "top", "bottom")
 
@@ -87,11 +86,3 @@ def occlusion(mask: np.ndarray, depth: np.ndarray, support_height: np.ndarray | 
         out[s] = float(occluded[sel].mean()) if sel.any() else 0.0
     out["all"] = float(occluded[ok].mean()) if ok.any() else 0.0
     return out
-
-
-def visibility(mask: np.ndarray | None, box, depth: np.ndarray, support_height: np.ndarray | None = None,
-               top_seen: bool | None = None) -> Visibility:
-    h, w = depth.shape
-    trunc = truncation(mask, box, w, h)
-    occ = occlusion(mask, depth, support_height) if mask is not None and mask.any() else {}
-    return Visibility(truncated=trunc, occluded=occ, top_seen=top_seen)

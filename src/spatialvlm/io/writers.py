@@ -610,13 +610,6 @@ class DatasetWriter:
         self._n_askable += int(item["scene_row"]["n_askable"])
         self._n_dropped += int(item.get("n_dropped", 0))
 
-    def _object_row(self, image_id: str, o: Object3D) -> dict:
-        return object_row(image_id, o)
-
-    def _write_points(self, stem: str, image_id: str, objects: list[Object3D]) -> None:
-        (self.out_dir / POINTS_DIR / f"{stem}.npz").write_bytes(
-            encode_points_npz(image_id, objects, self.max_points, self.points_dtype.name))
-
     def _add_hf_row(self, q: QARecord, jpeg: bytes, stem: str) -> None:
         prompt, completion = chat_turns(q.question, q.answer)
         self._hf_rows.append({

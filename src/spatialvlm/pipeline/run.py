@@ -143,22 +143,6 @@ def resolve_input(spec: str) -> tuple[str, str]:
     return "frames", spec
 
 
-def iter_input(spec: str) -> tuple[Iterator[Frame | ItemError], int | None, str]:
-    """Frames of an input (the plain readers; the runners use planned work items instead)."""
-    kind, target = resolve_input(spec)
-    if kind == "frames":
-        from ..io.frames import count_frames, read_frames
-
-        return read_frames(Path(target)), count_frames(Path(target)), kind
-    if kind == "photos":
-        from ..io.photos import read_photos
-
-        return read_photos(Path(target)), None, kind
-    from ..io.photos import read_hf_images
-
-    return read_hf_images(target), None, kind
-
-
 def _read_target(kind: str, target: str) -> str:
     """The folder the read stage resolves paths against (the manifest's folder for RGB-D inputs)."""
     if kind == "frames":
@@ -221,9 +205,6 @@ class PerceptionGate:
         for i, r in zip(need, done):
             out[i] = r
         return out
-
-
-_PerceptionGate = PerceptionGate  # the name the first local runner used
 
 
 def _has_perception() -> bool:

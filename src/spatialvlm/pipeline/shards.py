@@ -146,19 +146,6 @@ def _plan(kind: str, target: str, ids: _Ids) -> Iterator[WorkItem]:
         raise ValueError(f"unknown input kind {kind!r}")
 
 
-def iter_shards(items: Iterable[WorkItem], shard_size: int) -> Iterator[tuple[int, list[WorkItem]]]:
-    """(shard index, its items) for consecutive runs of ``shard_size`` items."""
-    batch: list[WorkItem] = []
-    k = 0
-    for it in items:
-        batch.append(it)
-        if len(batch) == shard_size:
-            yield k, batch
-            k, batch = k + 1, []
-    if batch:
-        yield k, batch
-
-
 def _plan_schema():
     import pyarrow as pa
 

@@ -29,6 +29,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..geometry.boxes import box_distance
 from ..records import Box3D, Object3D, Scene
 from .taxonomy import RELATIONS, TYPES, TypeInfo
 
@@ -281,31 +282,30 @@ def _identity(c: Ctx, v: float) -> float:
 
 
 def _q(name: str, measure: Callable[[Ctx], float], axes: str, n_faces: float, doc: str, part: str = "box",
-       min_value: float | None = None) -> None:
+       min_value: float | None = None, also: Callable[[Ctx, float], bool] | None = None) -> None:
+    """Register a quantitative type; ``also`` is a further condition of that type (checked only when gating)."""
     _register(QAType(
         TYPES[name],
         measure=measure,
-        gate=lambda c, v: _quant_gate(c, v, axes, axes, n_faces, min_value, part),
+        gate=lambda c, v: _quant_gate(c, v, axes, axes, n_faces, min_value, part)
+        and (also is None or not c.g.enabled or also(c, v)),
         truth_of=_identity,
         doc=doc,
         axes=axes,
     ))
 
 
-def _box_gap(a: Box3D, b: Box3D) -> float:
-    gap = np.maximum(0.0, np.maximum(a.min - b.max, b.min - a.max))
-    return float(np.linalg.norm(gap))
-
-
 _q("distance", lambda c: float(np.linalg.norm(c.A.center - c.B.center)), "xyz", 2.0,
    "Distance between the centres of A and B.")
-_q("gap", lambda c: _box_gap(c.A, c.B), "xyz", 2.0, "Distance between A's and B's boxes (closest surfaces).")
-_gap_gate = REGISTRY["gap"].gate
-REGISTRY["gap"].gate = lambda c, v: _gap_gate(c, v) and (not c.g.enabled or v * c.g.rel_tol >= sum(
-    hidden_depth(c.scene, o, c.canonical, c.g, face=True) for o in (c.a, c.b)))
+_q("gap", lambda c: box_distance(c.A, c.B), "xyz", 2.0, "Distance between A's and B's boxes (closest surfaces).",
+   # a gap is set by faces, which may be off by all of an object's hidden depth
+   also=lambda c, v: v * c.g.rel_tol >= sum(hidden_depth(c.scene, o, c.canonical, c.g, face=True)
+                                             for o in (c.a, c.b)))
 _q("height", lambda c: float(c.A.size[2]), "z", 2.0, "Height of A (vertical extent).", min_value=0.0)
 _q("width", lambda c: float(c.A.size[0]), "x", 2.0, "Width of A (left-right extent as seen).", min_value=0.0)
-_q("elevation", lambda c: float(c.A.min[2]), "z", 2.0, "Height of A's bottom above the floor.", part="bottom")
+_q("elevation", lambda c: float(c.A.min[2]), "z", 2.0, "Height of A's bottom above the floor.", part="bottom",
+   # about the floor: only when z = 0 is known to be the floor
+   also=lambda c, v: c.scene.canonical.support in ("floor", "geometric", "ground_truth"))
 _q("vertical_distance", lambda c: float(abs(c.A.center[2] - c.B.center[2])), "z", 2.0,
    "Vertical offset between the centres of A and B.")
 _q("horizontal_distance", lambda c: float(np.linalg.norm(c.A.center[:2] - c.B.center[:2])), "xy", 2.0,
@@ -322,14 +322,6 @@ _q("left_difference", lambda c: float(c.B.center[0] - c.A.center[0]), "x", 2.0,
    "How much farther left A's centre is than B's, from the viewer.")
 _q("right_difference", lambda c: float(c.A.center[0] - c.B.center[0]), "x", 2.0,
    "How much farther right A's centre is than B's, from the viewer.")
-
-# elevation is about the floor: only when the support plane is the floor
-_elev = REGISTRY["elevation"]
-_elev_gate = _elev.gate
-_elev.gate = lambda c, v: (not c.g.enabled or c.scene.canonical.support in ("floor", "geometric", "ground_truth")
-    and c.scene.canonical.support != "support") \
-    and _elev_gate(c, v)
-
 
 # ---- clock-face direction -------------------------------------------------------------------------------------
 def clock_angle(c: Ctx) -> float:
