@@ -342,63 +342,29 @@ def register_adapter(prefix: str, factory: Callable[..., Any]) -> None:
     ADAPTERS[prefix] = factory
 
 
+_GENERATION_OPTIONS = ("max_new_tokens", "system_prompt", "prompt_suffix")
+_LOCAL_OPTIONS = _GENERATION_OPTIONS + ("batch_size", "device", "dtype", "chat_template")
+
+
+def _options(kw: dict, names: tuple[str, ...]) -> dict:
+    """The options an adapter takes, out of everything ``load_model`` was given."""
+    return {k: v for k, v in kw.items() if k in names}
+
+
 def _openai_factory(arg: str, **kw):
     model, _, base = arg.partition("@")
-    kw = {
-        k: v
-        for k, v in kw.items()
-        if k
-        in (
-            "max_new_tokens",
-            "system_prompt",
-            "prompt_suffix",
-            "timeout",
-            "retries",
-            "workers",
-            "api_key_env",
-            "backoff",
-        )
-    }
+    kw = _options(kw, _GENERATION_OPTIONS + ("timeout", "retries", "workers", "api_key_env", "backoff"))
     return OpenAIVLM(model, base or "https://api.openai.com/v1", **kw)
 
 
 def _hf_factory(arg: str, **kw):
     if not arg:
         raise ValueError("hf adapter needs a model: hf:<hub id or folder>")
-    kw = {
-        k: v
-        for k, v in kw.items()
-        if k
-        in (
-            "max_new_tokens",
-            "batch_size",
-            "device",
-            "dtype",
-            "system_prompt",
-            "prompt_suffix",
-            "chat_template",
-            "trust_remote_code",
-        )
-    }
-    return HFVLM(arg, **kw)
+    return HFVLM(arg, **_options(kw, _LOCAL_OPTIONS + ("trust_remote_code",)))
 
 
 def _svlm_factory(arg: str, **kw):
-    kw = {
-        k: v
-        for k, v in kw.items()
-        if k
-        in (
-            "max_new_tokens",
-            "batch_size",
-            "device",
-            "dtype",
-            "system_prompt",
-            "prompt_suffix",
-            "chat_template",
-        )
-    }
-    return _spatialvlm_model(arg, **kw)
+    return _spatialvlm_model(arg, **_options(kw, _LOCAL_OPTIONS))
 
 
 def _blind_factory(arg: str, **kw):
