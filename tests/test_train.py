@@ -14,7 +14,8 @@ pytest.importorskip("trl")
 pytest.importorskip("peft")
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_train_fixtures import make_dataset
+import numpy as np
+from test_train_fixtures import COLOURS, make_dataset
 
 from spatialvlm.train.config import TrainConfig, parse_set, preset_names, resolve_config
 from spatialvlm.train.tiny import TinyVLMSpec, build_tiny_vlm
@@ -97,6 +98,39 @@ def test_data_rows_split_noise_mix(data_dir):
     assert info["spatial_rows"] == 5 and info["general_rows"] == 15 and len(mixed) == 20
     mixed, info = D.mix_general(train, train.select(range(3)), 0.5, seed=0)  # too few general rows
     assert info["spatial_rows"] == 3 and info["general_rows"] == 3
+
+
+def test_grounding_rows(data_dir, tmp_path):
+    import pandas as pd
+
+    from spatialvlm.train import data as D
+
+    ds = D.load_rows([str(data_dir)])
+    train, _ = D.split_heldout(ds, 2, seed=0)
+    out, n = D.add_grounding_rows(train, [str(data_dir)], copies=2)
+    n_images = len(set(train["image_id"]))
+    assert n == 2 * 2 * n_images and len(out) == len(train) + n  # two named squares per image, two copies
+    objs = pd.read_parquet(data_dir / "objects.parquet")
+    extra = out.select(range(len(train), len(out)))
+    assert set(extra["qa_type"]) == {"grounding"} and all(v is None for v in extra["value_m"])
+    for row in extra:
+        q, a = D.question_text(row), D.answer_text(row)
+        name = q.removeprefix("Where is the ").removesuffix(" in the image?")
+        o = objs[(objs.image_id == row["image_id"]) & (objs.name == name)].iloc[0]
+        x = round(100 * (o.box2d[0] + 5) / 64)
+        y = round(100 * (o.box2d[1] + 5) / 48)
+        assert a == f"x {x}, y {y}, depth {o.aabb_cam_center[2]:.1f} meters."
+        # the row carries its own image: the named square's colour is at the stated position (the second square is
+        # drawn over the first where they overlap)
+        cx, cy = int(o.box2d[0]) + 5, int(o.box2d[1]) + 5
+        other = objs[(objs.image_id == row["image_id"]) & (objs.name != name)].iloc[0]
+        covered = o.object_id == 0 and other.box2d[0] <= cx < other.box2d[2] and other.box2d[1] <= cy < other.box2d[3]
+        px = tuple(int(v) for v in np.asarray(row["images"][0])[cy, cx])
+        assert px == (COLOURS[other["name"]] if covered else COLOURS[name])
+    assert D.add_grounding_rows(train, [str(data_dir)], copies=0) == (train, 0)
+    (tmp_path / "hf").symlink_to(data_dir / "hf")
+    with pytest.raises(FileNotFoundError, match="objects.parquet"):
+        D.add_grounding_rows(train, [str(tmp_path)], copies=1)
 
 
 def test_scale_numbers():
@@ -297,3 +331,21 @@ def test_train_cli(data_dir, tmp_path):
     assert TrainConfig.load(out / "train_config.yaml").tiny["vision_depth"] == 1
     r = CliRunner().invoke(app, ["train-presets"])
     assert r.exit_code == 0 and "cpu-tiny" in r.output and "memory" in r.output
+
+
+def test_scoring_headline_metrics():
+    from spatialvlm.train.scoring import aggregate, score
+
+    q = {"qa_type": "distance", "family": "quantitative", "value_m": 2.0, "truth": "2.0", "question": "How far?",
+         "answer": "2 meters.", "objects": ["a", "b"]}
+    p = {"qa_type": "left_predicate", "family": "predicate", "truth": "true", "question": "Is a left of b?",
+         "answer": "Yes.", "objects": ["a", "b"]}
+    rows = [score(q, "About 2.4 meters."), score(q, "3.5 m"), score(q, "no idea"), score(p, "Yes, it is."),
+            score(p, "No.")]
+    agg = aggregate(rows)
+    assert agg["qualitative_accuracy"] == 0.5 and agg["n_qualitative"] == 2 and agg["n_quantitative"] == 3
+    assert agg["quantitative_has_number"] == pytest.approx(2 / 3)
+    assert agg["quantitative_within_50_200"] == pytest.approx(2 / 3)  # 1.2x and 1.75x are inside [0.5, 2]
+    assert agg["quantitative_success_25"] == pytest.approx(1 / 3)  # only 2.4 m is within 25 %
+    assert 0 < agg["quantitative_mra"] < agg["quantitative_success_25"]
+    assert agg["by_type"]["distance"]["success_25"] == pytest.approx(1 / 3)

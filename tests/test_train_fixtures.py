@@ -1,7 +1,8 @@
 """Synthetic QA datasets in the synth output layout (OUT/hf/data/*.parquet + OUT/qa.parquet), for training tests.
 
 Each image shows two coloured squares on a grey canvas; questions ask whether one is left of the other (predicate),
-which of them is more to the left (choice) and how far apart they are (quantitative, 1 pixel = 1 cm)."""
+which of them is more to the left (choice) and how far apart they are (quantitative, 1 pixel = 1 cm). The objects
+table holds each square's 2D box (and a made-up depth: 1 m for the first, 2 m for the second)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def make_dataset(out: Path, n_images: int = 12, seed: int = 0, size: tuple[int, 
 
     rng = np.random.default_rng(seed)
     w, h = size
-    rows, qa = [], []
+    rows, qa, objects, scenes = [], [], [], []
     names = list(COLOURS)
     for k in range(n_images):
         a, b = rng.choice(len(names), size=2, replace=False)
@@ -54,16 +55,23 @@ def make_dataset(out: Path, n_images: int = 12, seed: int = 0, size: tuple[int, 
             ("distance", "quantitative", f"How far is the {na} from the {nb}?",
              f"About {dist_m:.2f} meters.", f"{dist_m}", dist_m, [na, nb]),
         ]
+        for oid, (name, x, y) in enumerate(((na, xa, ya), (nb, xb, yb))):
+            objects.append({"image_id": iid, "object_id": oid, "name": name,
+                            "box2d": [float(x), float(y), float(x + 10), float(y + 10)],
+                            "aabb_cam_center": [0.0, 0.0, 1.0 + oid]})
+        scenes.append({"image_id": iid, "width": w, "height": h})
         for qa_type, fam, q, ans, truth, val, objs in items:
             user = {"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": q}]}
             asst = {"role": "assistant", "content": [{"type": "text", "text": ans}]}
             rows.append({"images": [image], "messages": [user, asst], "prompt": [user], "completion": [asst],
                          "image_id": iid, "qa_type": qa_type, "value_m": val})
             qa.append({"image_id": iid, "qa_type": qa_type, "family": fam, "question": q, "answer": ans,
-                       "value_m": val, "truth": truth, "objects": objs})
+                       "value_m": val, "truth": truth, "objects": objs, "object_ids": [0, 1]})
     data_dir = Path(out) / "hf" / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     ds = Dataset.from_list(rows, features=_features())
     ds.to_parquet(str(data_dir / "train-00000-of-00001.parquet"))
     pd.DataFrame(qa).to_parquet(Path(out) / "qa.parquet")
+    pd.DataFrame(objects).to_parquet(Path(out) / "objects.parquet")
+    pd.DataFrame(scenes).to_parquet(Path(out) / "scenes.parquet")
     return Path(out)

@@ -54,6 +54,7 @@ class TrainConfig:
     mix_general: str | None = None  # a general VQA dataset (folder or HF id) with images + prompt/completion
     spatial_ratio: float = 0.05  # share of spatial rows in the mix when mix_general is set
     label_noise_std: float = 0.0  # relative Gaussian noise on quantitative answers (paper ablation: 0.1-0.3)
+    grounding_rows: int = 0  # copies of a per-object "where is NAME" row per training image (0 = none)
     blind: bool = False  # replace every image by a blank one (text-only baseline with the same architecture)
     image_max_pixels: int | None = None  # Qwen-style processors: cap on resized image area
     # bookkeeping

@@ -196,6 +196,68 @@ def add_label_noise(ds, std: float, seed: int):
     return out, report
 
 
+GROUNDING_QUESTION = "Where is the {name} in the image?"
+
+
+def grounding_answer(box2d, width: float, height: float, depth_m: float) -> str:
+    """Centre of the object's 2D box in percent of the image width / height, and its distance along the view."""
+    x = 100.0 * 0.5 * (float(box2d[0]) + float(box2d[2])) / float(width)
+    y = 100.0 * 0.5 * (float(box2d[1]) + float(box2d[3])) / float(height)
+    x, y = (round(min(99.0, max(0.0, v))) for v in (x, y))
+    return f"x {x}, y {y}, depth {depth_m:.1f} meters."
+
+
+def add_grounding_rows(ds, data_paths: list[str], copies: int = 1):
+    """Append per-object grounding rows: for every object a QA row names on a training image, "Where is the NAME in
+    the image?" answered with the centre of its 2D box (percent of width / height) and its depth in metres, from
+    the synth output's own ``objects.parquet`` (the pipeline's perception, not ground truth). Dense localisation
+    targets teach a model trained from scratch where named objects are, which the comparisons then build on; this
+    is an option of the from-scratch recipe (``grounding_rows``), off by default. Returns (dataset, rows added)."""
+    import pandas as pd
+    from datasets import concatenate_datasets
+
+    if copies <= 0:
+        return ds, 0
+    targets: dict[tuple[str, int], tuple[str, str]] = {}
+    for p in data_paths:
+        p = Path(p)
+        need = [p / "qa.parquet", p / "objects.parquet", p / "scenes.parquet"]
+        missing = [str(f) for f in need if not f.exists()]
+        if missing:
+            raise FileNotFoundError(f"grounding rows need the synth output tables; missing: {', '.join(missing)}")
+        qa = pd.read_parquet(need[0], columns=["image_id", "objects", "object_ids"])
+        objs = pd.read_parquet(need[1], columns=["image_id", "object_id", "box2d", "aabb_cam_center"])
+        sizes = pd.read_parquet(need[2], columns=["image_id", "width", "height"]).set_index("image_id")
+        where = {(str(r.image_id), int(r.object_id)): r for r in objs.itertuples() if r.object_id == r.object_id}
+        for r in qa.itertuples():
+            if r.objects is None or r.object_ids is None:
+                continue
+            for name, oid in zip(r.objects, r.object_ids):
+                key = (str(r.image_id), int(oid))
+                o = where.get(key)
+                if o is None or key in targets or o.box2d is None:
+                    continue
+                w, h = sizes.loc[key[0], "width"], sizes.loc[key[0], "height"]
+                targets[key] = (GROUNDING_QUESTION.format(name=name),
+                                grounding_answer(o.box2d, w, h, float(o.aabb_cam_center[2])))
+    first: dict[str, int] = {}
+    for i, v in enumerate(ds["image_id"]):
+        if v is not None and v not in first:
+            first[v] = i
+    picks = [(first[img], q, a) for (img, _), (q, a) in sorted(targets.items()) if img in first] * copies
+    if not picks:
+        return ds, 0
+
+    def fn(_image_id, idx: int) -> dict:  # only image_id is read, so images are not decoded
+        _, q, a = picks[idx]
+        prompt = [{"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": q}]}]
+        return {"prompt": prompt, "completion": _with_answer(None, a), "qa_type": "grounding", "value_m": None}
+
+    extra = ds.select([i for i, _, _ in picks]).map(fn, with_indices=True, input_columns=["image_id"],
+                                                    load_from_cache_file=False)
+    return concatenate_datasets([ds, extra.cast(ds.features)]), len(picks)
+
+
 def mix_general(spatial, general, ratio: float, seed: int):
     """Mix so that spatial rows make ``ratio`` of the result (counted in rows, not tokens). If the general set is
     too small for that, spatial rows are subsampled. Returns (dataset, info dict)."""

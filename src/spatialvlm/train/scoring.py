@@ -154,6 +154,9 @@ def aggregate(rows: list[dict]) -> dict[str, Any]:
         "n_qualitative": len(qual),
         "quantitative_has_number": mean(r["has_number"] for r in quant),
         "quantitative_within_50_200": mean(r["within_50_200"] for r in quant),
+        # stricter views of the same answers (present when the evaluation package scored them)
+        "quantitative_success_25": mean(r.get("success_25") for r in quant),
+        "quantitative_mra": mean(r.get("mra") for r in quant),
         "n_quantitative": len(quant),
         "by_type": {},
     }
@@ -162,7 +165,9 @@ def aggregate(rows: list[dict]) -> dict[str, Any]:
         fam = rs[0]["family"]
         if fam == "quantitative":
             out["by_type"][t] = {"family": fam, "n": len(rs), "has_number": mean(r["has_number"] for r in rs),
-                                 "within_50_200": mean(r["within_50_200"] for r in rs)}
+                                 "within_50_200": mean(r["within_50_200"] for r in rs),
+                                 "success_25": mean(r.get("success_25") for r in rs),
+                                 "mra": mean(r.get("mra") for r in rs)}
         else:
             out["by_type"][t] = {"family": fam, "n": len(rs), "accuracy": mean(r["correct"] for r in rs)}
     return out

@@ -262,6 +262,9 @@ def prepare_data(cfg: TrainConfig):
     train, held = D.split_heldout(ds, cfg.eval_images, cfg.seed)
     if cfg.max_train_samples and len(train) > cfg.max_train_samples:
         train = train.shuffle(seed=cfg.seed).select(range(cfg.max_train_samples))
+    if cfg.grounding_rows > 0:
+        train, n = D.add_grounding_rows(train, cfg.data, cfg.grounding_rows)
+        info["grounding_rows"] = n
     if cfg.label_noise_std > 0:
         train, rep = D.add_label_noise(train, cfg.label_noise_std, cfg.seed)
         info["label_noise"] = rep.__dict__
