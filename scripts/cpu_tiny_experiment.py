@@ -202,12 +202,27 @@ def train_models(jobs: list[tuple[str, float, dict]], a, data: Path) -> None:
         raise RuntimeError(f"training failed for {failed}; logs are in {a.work / 'models'}")
 
 
-def predict(model_dir: Path, items: list[dict], blind: bool, batch: int) -> list[str]:
+def swapped_images(items: list[dict], seed: int) -> list:
+    """Each question paired with the picture of another held-out scene (a fixed derangement of the scenes): a model
+    that reads the image should drop to chance on position questions, one that answers from priors should not."""
+    ids = sorted({it["image_id"] for it in items})
+    if len(ids) < 2:
+        raise ValueError("need at least two held-out scenes to swap images")
+    perm = np.random.default_rng(seed).permutation(len(ids))
+    other = {ids[perm[k]]: ids[perm[(k + 1) % len(ids)]] for k in range(len(ids))}
+    first = {}
+    for it in items:
+        first.setdefault(it["image_id"], it["image"])
+    return [first[other[it["image_id"]]] for it in items]
+
+
+def predict(model_dir: Path, items: list[dict], blind: bool, batch: int, images: list | None = None) -> list[str]:
     from spatialvlm.train.infer import answer, load_vlm
     from spatialvlm.train.trainer import blank_like
 
     vlm = load_vlm(str(model_dir), device="cpu")
-    images = [blank_like(it["image"]) if blind else it["image"] for it in items]
+    if images is None:
+        images = [blank_like(it["image"]) if blind else it["image"] for it in items]
     return answer(vlm, images, [it["question"] for it in items], max_new_tokens=24, batch_size=batch)
 
 
@@ -256,6 +271,15 @@ def evaluate(items: list[dict], preds: list[str]) -> dict:
     return aggregate(rows)
 
 
+# qualitative types grouped by what they compare: positions need the image, sizes are largely category priors
+GROUPS = {
+    "left / right": ("left_", "right_"),
+    "above / below": ("above_", "below_"),
+    "in front / behind": ("front_", "behind_"),
+    "sizes (tall, short, wide, thin, big, small)": ("tall_", "short_", "wide_", "thin_", "big_", "small_"),
+}
+
+
 def pct(x) -> str:
     return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * x:.1f}"
 
@@ -287,6 +311,16 @@ def tables(res: dict, a) -> str:
             loss = "-" if t["loss_last"] is None else f"{t['loss_last']:.3f}"
             lines.append(f"| {m} | {t['steps']} | {t['minutes']} | {loss} | {t['train_rows']} | "
                          f"{t['grounding_rows'] or 0} |")
+    lines += ["", "## Qualitative accuracy by what the question compares (held-out)", "",
+              "| group | n | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
+    for g, prefixes in GROUPS.items():
+        cells, n = [], 0
+        for m in models:
+            rs = [(r["accuracy"], r["n"]) for t, r in res["models"][m]["by_type"].items()
+                  if "accuracy" in r and t.startswith(prefixes)]
+            n = sum(k for _, k in rs)
+            cells.append(pct(sum(a * k for a, k in rs) / n) if n else "-")
+        lines.append(f"| {g} | {n} | " + " | ".join(cells) + " |")
     lines += ["", "## Per question type (held-out)", "",
               "| type | family | n | " + " | ".join(models) + " |", "|---|---|---|" + "---|" * len(models)]
     types = sorted(res["models"][models[0]]["by_type"])
@@ -367,6 +401,9 @@ def main(argv=None) -> dict:
     models = a.work / "models"
     preds["cpu-tiny"] = predict(models / "cpu-tiny", items, False, a.eval_batch)
     res["models"]["cpu-tiny"] = evaluate(items, preds["cpu-tiny"])
+    m = "cpu-tiny, another scene's image (diagnostic)"
+    preds[m] = predict(models / "cpu-tiny", items, False, a.eval_batch, images=swapped_images(items, a.seed))
+    res["models"][m] = evaluate(items, preds[m])
     if not a.no_blind_model:
         m = "blind (same model, blank images)"
         preds[m] = predict(models / "blind", items, True, a.eval_batch)

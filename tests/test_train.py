@@ -133,6 +133,36 @@ def test_grounding_rows(data_dir, tmp_path):
         D.add_grounding_rows(train, [str(tmp_path)], copies=1)
 
 
+def test_short_answers(data_dir, tmp_path):
+    import pandas as pd
+
+    from spatialvlm.train import data as D
+    from spatialvlm.train.scoring import score
+
+    ds = D.load_rows([str(data_dir)])
+    out, n = D.shorten_answers(ds, [str(data_dir)])
+    qa = pd.read_parquet(data_dir / "qa.parquet")
+    assert n == int((qa.family != "quantitative").sum()) and len(out) == len(ds)
+    truth = {(r.image_id, r.question): r for r in qa.itertuples()}
+    for before, after in zip(ds, out):
+        r = truth[(before["image_id"], D.question_text(before))]
+        a = D.answer_text(after)
+        if r.family == "quantitative":
+            assert a == D.answer_text(before)  # numbers keep their natural answer
+            continue
+        assert a == {"predicate": "Yes." if r.truth == "true" else "No.", "choice": f"The {r.truth}."}[r.family]
+        item = {"qa_type": r.qa_type, "family": r.family, "truth": r.truth, "question": r.question,
+                "answer": r.answer, "objects": list(r.objects), "value_m": r.value_m}
+        assert score(item, a)["correct"]  # the evaluation reads the short form as the same answer
+    assert D.short_answer("classify", "left") == "Left."
+    assert D.short_answer("direction", "3") == "At 3 o'clock."
+    assert D.short_answer("quantitative", "1.2") is None
+    with pytest.raises(FileNotFoundError, match="qa.parquet"):
+        D.shorten_answers(ds, [str(tmp_path)])
+    with pytest.raises(ValueError, match="answer_form"):
+        resolve_config("cpu-tiny", {"data": ["d"], "out": "o", "answer_form": "long"})
+
+
 def test_scale_numbers():
     from spatialvlm.train.data import scale_numbers
 

@@ -54,6 +54,7 @@ class TrainConfig:
     mix_general: str | None = None  # a general VQA dataset (folder or HF id) with images + prompt/completion
     spatial_ratio: float = 0.05  # share of spatial rows in the mix when mix_general is set
     label_noise_std: float = 0.0  # relative Gaussian noise on quantitative answers (paper ablation: 0.1-0.3)
+    answer_form: str = "natural"  # "short": qualitative answers become "Yes." / "The NAME." / "Left." (from the truth)
     grounding_rows: int = 0  # copies of a per-object "where is NAME" row per training image (0 = none)
     blind: bool = False  # replace every image by a blank one (text-only baseline with the same architecture)
     image_max_pixels: int | None = None  # Qwen-style processors: cap on resized image area
@@ -154,6 +155,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError("no training data given (--data OUT_DIR, repeatable)")
     if not 0.0 < cfg.spatial_ratio <= 1.0:
         raise ValueError(f"spatial_ratio must be in (0, 1], got {cfg.spatial_ratio}")
+    if cfg.answer_form not in ("natural", "short"):
+        raise ValueError(f"answer_form must be natural or short, got {cfg.answer_form!r}")
     if cfg.label_noise_std < 0:
         raise ValueError(f"label_noise_std must be >= 0, got {cfg.label_noise_std}")
     if cfg.precision not in ("auto", "bf16", "fp16", "fp32"):

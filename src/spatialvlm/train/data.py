@@ -142,6 +142,19 @@ def split_heldout(ds, n_images: int, seed: int):
     return ds.select(train_idx), ds.select(held_idx)
 
 
+def map_text(ds, fn, **kw):
+    """``ds.map(fn)`` for functions that only read and write text columns. ``map`` writes a full copy of the
+    dataset, images included (gigabytes for a few thousand scenes, since every QA row carries its picture); when
+    ``ds`` is not a selection of another dataset, the text columns are mapped alone and put back next to the
+    untouched image column instead."""
+    from datasets import concatenate_datasets
+
+    if getattr(ds, "_indices", None) is not None or "images" not in ds.column_names:
+        return ds.map(fn, load_from_cache_file=False, **kw)
+    text = ds.remove_columns(["images"]).map(fn, load_from_cache_file=False, **kw)
+    return concatenate_datasets([ds.select_columns(["images"]), text], axis=1)
+
+
 _NUM = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)")
 
 
@@ -192,7 +205,7 @@ def add_label_noise(ds, std: float, seed: int):
         report.rows_noised += 1
         return {"completion": _with_answer(row, new)}
 
-    out = ds.map(fn, with_indices=True, load_from_cache_file=False)
+    out = map_text(ds, fn, with_indices=True)
     return out, report
 
 
@@ -256,6 +269,58 @@ def add_grounding_rows(ds, data_paths: list[str], copies: int = 1):
     extra = ds.select([i for i, _, _ in picks]).map(fn, with_indices=True, input_columns=["image_id"],
                                                     load_from_cache_file=False)
     return concatenate_datasets([ds, extra.cast(ds.features)]), len(picks)
+
+
+ANSWER_FORMS = ("natural", "short")
+
+
+def short_answer(family: str, truth: str) -> str | None:
+    """The shortest answer that states the same fact: "Yes." / "No.", "The NAME.", the relation word, "At H
+    o'clock."; None for quantitative questions, whose natural answer (a number with its unit) is kept."""
+    if family == "predicate":
+        return "Yes." if str(truth).lower() == "true" else "No."
+    if family == "choice":
+        return f"The {truth}."
+    if family == "classify":
+        return f"{str(truth).capitalize()}."
+    if family == "direction":
+        return f"At {truth} o'clock."
+    return None
+
+
+def shorten_answers(ds, data_paths: list[str]):
+    """Replace every qualitative answer by its short form (``short_answer``), using the truth recorded in the synth
+    output's ``qa.parquet`` (joined on image id + question). A from-scratch model then spends its capacity on the
+    decision rather than on reproducing long sentences with the object names copied right. Returns (dataset,
+    number of rows changed); rows that cannot be joined keep their answer and are counted in the log."""
+    import pandas as pd
+
+    lookup: dict[tuple[str, str], tuple[str, str]] = {}
+    for p in data_paths:
+        f = Path(p) / "qa.parquet"
+        if not f.exists():
+            raise FileNotFoundError(f"short answers need the truth in {f}; write it with `spatialvlm synth`")
+        qa = pd.read_parquet(f, columns=["image_id", "question", "family", "truth"])
+        for r in qa.itertuples():
+            lookup[(str(r.image_id), str(r.question).strip())] = (str(r.family), str(r.truth))
+    stats = {"changed": 0, "unjoined": 0}
+
+    def fn(image_id, prompt, completion) -> dict:
+        row = {"prompt": prompt, "completion": completion}
+        hit = lookup.get((str(image_id), question_text(row)))
+        if hit is None:
+            stats["unjoined"] += 1
+            return {}
+        new = short_answer(*hit)
+        if new is None:
+            return {}
+        stats["changed"] += 1
+        return {"completion": _with_answer(None, new)}
+
+    out = map_text(ds, fn, input_columns=["image_id", "prompt", "completion"])
+    if stats["unjoined"]:
+        log.warning("short answers: %d rows not found in qa.parquet kept their answers", stats["unjoined"])
+    return out, stats["changed"]
 
 
 def mix_general(spatial, general, ratio: float, seed: int):

@@ -259,15 +259,20 @@ def prepare_data(cfg: TrainConfig):
 
     ds = D.load_rows(cfg.data)
     info: dict[str, Any] = {"rows_total": len(ds)}
+    # text-only transforms run before the split, on the loaded dataset, so they do not copy the images
+    # (held-out rows are scored against qa.parquet's truth, never against their answer text)
+    if cfg.answer_form == "short":
+        ds, n = D.shorten_answers(ds, cfg.data)
+        info["short_answers"] = n
+    if cfg.label_noise_std > 0:
+        ds, rep = D.add_label_noise(ds, cfg.label_noise_std, cfg.seed)
+        info["label_noise"] = rep.__dict__
     train, held = D.split_heldout(ds, cfg.eval_images, cfg.seed)
     if cfg.max_train_samples and len(train) > cfg.max_train_samples:
         train = train.shuffle(seed=cfg.seed).select(range(cfg.max_train_samples))
     if cfg.grounding_rows > 0:
         train, n = D.add_grounding_rows(train, cfg.data, cfg.grounding_rows)
         info["grounding_rows"] = n
-    if cfg.label_noise_std > 0:
-        train, rep = D.add_label_noise(train, cfg.label_noise_std, cfg.seed)
-        info["label_noise"] = rep.__dict__
     if cfg.mix_general:
         general = D.load_general(cfg.mix_general)
         train, mix = D.mix_general(train, general, cfg.spatial_ratio, cfg.seed)
