@@ -3,7 +3,7 @@
 
 1. render training scenes and held-out scenes (disjoint seeds) with the built-in generator;
 2. synthesize QA for both with `spatialvlm synth`;
-3. train the `cpu-tiny` model (a small Qwen2-VL-architecture VLM built from scratch) on the training QA;
+3. train the `cpu-tiny` model (a small Idefics3-architecture VLM built from scratch) on the training QA;
 4. train the same architecture on the same QA with every image blanked (blind text-only baseline), and compute a
    per-type majority / median baseline from the training answers;
 5. evaluate all of them on the held-out scenes: qualitative accuracy, parsable-number rate and within-[50, 200]%
@@ -14,7 +14,10 @@ Results go to WORK/results.json and WORK/results.md. Every stage is skipped when
 interrupted run continues where it stopped (delete WORK, or pass --fresh, to start over).
 
     python scripts/cpu_tiny_experiment.py --quick            # smoke test, a few minutes
-    python scripts/cpu_tiny_experiment.py --work out/cpu_tiny  # the full experiment (hours on 2 cores)
+    python scripts/cpu_tiny_experiment.py --work out/cpu_tiny  # the full experiment (~2.5 h on 2 cores)
+
+Models train side by side (--parallel 2, one thread each) within their --minutes budget; --set passes training
+options to every model (the preset's answer form and grounding rows apply to the blind model as well).
 """
 
 from __future__ import annotations
@@ -47,25 +50,25 @@ def parse_args(argv=None):
     ap.add_argument("--work", type=Path, default=Path("out/cpu_tiny_experiment"))
     ap.add_argument("--quick", action="store_true", help="tiny sizes and budgets: a smoke test in a few minutes")
     ap.add_argument("--fresh", action="store_true", help="delete WORK first")
-    ap.add_argument("--train-scenes", type=int, default=1000)
-    ap.add_argument("--test-scenes", type=int, default=100)
-    ap.add_argument("--per-image", type=int, default=40, help="QA per training image")
-    ap.add_argument("--minutes", type=float, default=40.0, help="training budget of the main and blind models")
-    ap.add_argument("--ablation-minutes", type=float, default=None,
-                    help="training budget per noise-ablation model (default: --minutes)")
+    ap.add_argument("--train-scenes", type=int, default=4000)
+    ap.add_argument("--test-scenes", type=int, default=200)
+    ap.add_argument("--per-image", type=int, default=60, help="QA requested per image (the gate keeps ~37)")
+    ap.add_argument("--minutes", type=float, default=44.0, help="training budget of the main and blind models")
+    ap.add_argument("--ablation-minutes", type=float, default=12.0,
+                    help="training budget per noise-ablation model (its exact-label row is trained with the same budget)")
     ap.add_argument("--noise", type=str, default="0.1,0.2,0.3", help="comma list; empty string = no ablation")
     ap.add_argument("--no-blind-model", action="store_true", help="skip training the blind model")
     ap.add_argument("--preset", default="cpu-tiny")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="training key=value override")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads per training / evaluation process")
-    ap.add_argument("--parallel", type=int, default=1,
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per training / evaluation process")
+    ap.add_argument("--parallel", type=int, default=2,
                     help="models trained at once, each in its own process (e.g. --parallel 2 --threads 1)")
-    ap.add_argument("--synth-workers", type=int, default=1,
+    ap.add_argument("--synth-workers", type=int, default=2,
                     help="QA synthesis processes (more than 1 runs `synth --engine ray`)")
     ap.add_argument("--eval-batch", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-test-questions", type=int, default=None,
-                    help="score a seeded random sample of this many held-out questions (default: all)")
+    ap.add_argument("--max-test-questions", type=int, default=3000,
+                    help="score a seeded random sample of this many held-out questions (0 = all)")
     ap.add_argument("--data-only", action="store_true", help="render and synthesize, then stop")
     a = ap.parse_args(argv)
     if a.quick:
@@ -226,6 +229,38 @@ def predict(model_dir: Path, items: list[dict], blind: bool, batch: int, images:
     return answer(vlm, images, [it["question"] for it in items], max_new_tokens=24, batch_size=batch)
 
 
+def grounding_probe(model_dir: Path, data: Path, batch: int, limit: int = 400) -> dict | None:
+    """Does the vision encoder find named objects? Asks "Where is the NAME in the image?" about held-out objects
+    and correlates the stated x / y (percent of the image) and depth with the truth. None when the model was not
+    trained with grounding rows."""
+    import re
+
+    from spatialvlm.train.config import TrainConfig
+    from spatialvlm.train.data import add_grounding_rows, answer_text, load_rows, question_text
+    from spatialvlm.train.infer import answer, load_vlm
+
+    if not TrainConfig.load(model_dir / "train_config.yaml").grounding_rows:
+        return None
+    ds = load_rows([str(data)])
+    n0 = len(ds)
+    ds, n = add_grounding_rows(ds, [str(data)], 1)
+    rows = [ds[i] for i in range(n0, n0 + min(n, limit))]
+    pat = re.compile(r"x (\d+), y (\d+), depth ([\d.]+)")
+    truth = [tuple(float(v) for v in pat.search(answer_text(r)).groups()) for r in rows]
+    vlm = load_vlm(str(model_dir), device="cpu")
+    preds = answer(vlm, [r["images"][0] for r in rows], [question_text(r) for r in rows], max_new_tokens=24,
+                   batch_size=batch)
+    got = [pat.search(p or "") for p in preds]
+    ok = [(t, tuple(float(v) for v in g.groups())) for t, g in zip(truth, got) if g]
+    out = {"n": len(rows), "parsed": len(ok) / max(1, len(rows))}
+    if len(ok) >= 3:
+        t, p = np.array([a for a, _ in ok]), np.array([b for _, b in ok])
+        for k, name in enumerate(("x", "y", "depth")):
+            out[f"r_{name}"] = float(np.corrcoef(t[:, k], p[:, k])[0, 1])
+            out[f"mae_{name}"] = float(np.mean(np.abs(t[:, k] - p[:, k])))
+    return out
+
+
 def majority_answers(train_data: Path, items: list[dict]) -> list[str]:
     """Per question type: the most frequent yes/no, option position, relation word or hour in the training QA,
     and the median metres for quantitative types."""
@@ -321,6 +356,13 @@ def tables(res: dict, a) -> str:
             n = sum(k for _, k in rs)
             cells.append(pct(sum(a * k for a, k in rs) / n) if n else "-")
         lines.append(f"| {g} | {n} | " + " | ".join(cells) + " |")
+    g = res.get("grounding_probe")
+    if g:
+        lines += ["", "## Grounding probe (held-out objects)", "",
+                  f"\"Where is the NAME in the image?\" on {g['n']} held-out objects: {pct(g['parsed'])}% answered "
+                  "in the trained form; Pearson r between stated and true values: "
+                  + ", ".join(f"{k} {g[f'r_{k}']:.2f} (mean abs. error {g[f'mae_{k}']:.1f})"
+                              for k in ("x", "y", "depth") if f"r_{k}" in g) + "."]
     lines += ["", "## Per question type (held-out)", "",
               "| type | family | n | " + " | ".join(models) + " |", "|---|---|---|" + "---|" * len(models)]
     types = sorted(res["models"][models[0]]["by_type"])
@@ -401,6 +443,7 @@ def main(argv=None) -> dict:
     models = a.work / "models"
     preds["cpu-tiny"] = predict(models / "cpu-tiny", items, False, a.eval_batch)
     res["models"]["cpu-tiny"] = evaluate(items, preds["cpu-tiny"])
+    res["grounding_probe"] = grounding_probe(models / "cpu-tiny", data_test, a.eval_batch)
     m = "cpu-tiny, another scene's image (diagnostic)"
     preds[m] = predict(models / "cpu-tiny", items, False, a.eval_batch, images=swapped_images(items, a.seed))
     res["models"][m] = evaluate(items, preds[m])
