@@ -91,7 +91,9 @@ def test_resume_refuses_other_settings(tmp_path):
 
 
 def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path):
-    src = small_scenes(tmp_path, 4)
+    # 8 one-image shards: after the first one is done, the rest takes long enough to be interrupted even on a
+    # loaded machine (with 4 the run could finish between the check and the signal)
+    src = small_scenes(tmp_path, 8)
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(_cmd(src, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -105,4 +107,4 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path):
     assert "--resume" in err
     r = subprocess.run(_cmd(src, out, "--resume"), check=False, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode in (0, 1), r.stderr[-2000:]
-    assert len(pd.read_parquet(out / "scenes.parquet")) == 4
+    assert len(pd.read_parquet(out / "scenes.parquet")) == 8
