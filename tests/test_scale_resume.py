@@ -91,12 +91,13 @@ def test_resume_refuses_other_settings(tmp_path):
 
 
 def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path):
-    # 8 one-image shards: after the first one is done, the rest takes long enough to be interrupted even on a
-    # loaded machine (with 4 the run could finish between the check and the signal)
     src = small_scenes(tmp_path, 8)
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(_cmd(src, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # A shell that starts the test suite in the background ignores SIGINT, the child inherits that, and Python only
+    # turns SIGINT into KeyboardInterrupt when it is not ignored at start: give the child the default disposition.
+    proc = subprocess.Popen(_cmd(src, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and not list((out / "_shards").glob("*.done.json")):
         time.sleep(0.05)
