@@ -78,8 +78,6 @@ def parse_args(argv=None):
         a.noise = "0.2"
         if a.work == Path("out/cpu_tiny_experiment"):
             a.work = Path("out/cpu_tiny_quick")
-    if a.ablation_minutes is None:
-        a.ablation_minutes = a.minutes
     a.noise_levels = [float(x) for x in a.noise.split(",") if x.strip()]
     return a
 
@@ -457,10 +455,9 @@ def main(argv=None) -> dict:
 
     blinds = [m for m in res["models"] if m.startswith("blind")]
     main_r = res["models"]["cpu-tiny"]
-    res["margins"] = {k: 100 * (main_r[f"quantitative_{k}" if k != "qualitative" else "qualitative_accuracy"] -
-                                max(res["models"][m][f"quantitative_{k}" if k != "qualitative"
-                                                     else "qualitative_accuracy"] for m in blinds))
-                      for k in ("qualitative", "within_50_200", "success_25", "mra")}
+    metric = {"qualitative": "qualitative_accuracy", "within_50_200": "quantitative_within_50_200",
+              "success_25": "quantitative_success_25", "mra": "quantitative_mra"}
+    res["margins"] = {k: 100 * (main_r[m] - max(res["models"][b][m] for b in blinds)) for k, m in metric.items()}
 
     for label, name in ablation.items():
         r = main_r if name == "cpu-tiny" else evaluate(items, predict(models / name, items, False, a.eval_batch))

@@ -15,6 +15,7 @@ import yaml
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 # keys of a preset that document it and are not TrainConfig fields
 DOC_KEYS = ("notes", "memory", "speed")
+ANSWER_FORMS = ("natural", "short")
 
 
 @dataclass
@@ -155,8 +156,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError("no training data given (--data OUT_DIR, repeatable)")
     if not 0.0 < cfg.spatial_ratio <= 1.0:
         raise ValueError(f"spatial_ratio must be in (0, 1], got {cfg.spatial_ratio}")
-    if cfg.answer_form not in ("natural", "short"):
-        raise ValueError(f"answer_form must be natural or short, got {cfg.answer_form!r}")
+    if cfg.answer_form not in ANSWER_FORMS:
+        raise ValueError(f"answer_form must be one of {ANSWER_FORMS}, got {cfg.answer_form!r}")
     if cfg.label_noise_std < 0:
         raise ValueError(f"label_noise_std must be >= 0, got {cfg.label_noise_std}")
     if cfg.precision not in ("auto", "bf16", "fp16", "fp32"):

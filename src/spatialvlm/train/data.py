@@ -122,8 +122,28 @@ def answer_text(row: dict) -> str:
     return " ".join(p.get("text") or "" for p in parts if p.get("type") == "text").strip()
 
 
-def _with_answer(row: dict, text: str) -> list[dict]:
-    return [{"role": "assistant", "content": [{"type": "text", "text": text}]}]
+def _with_answer(text: str) -> list[dict]:
+    from spatialvlm.io.writers import chat_turns
+
+    return chat_turns("", text)[1]
+
+
+def qa_lookup(data_paths: list[str], columns: list[str] | None = None, required: bool = False) -> dict:
+    """The rows of the synth outputs' ``qa.parquet`` keyed by (image id, question), the key every join of training
+    rows with their truth uses. Folders without the file are skipped, or an error when ``required``."""
+    import pandas as pd
+
+    lookup: dict[tuple[str, str], dict] = {}
+    for p in data_paths:
+        f = Path(p) / "qa.parquet"
+        if not f.exists():
+            if required:
+                raise FileNotFoundError(f"the truth of the questions is read from {f}, which is missing; write it "
+                                        "with `spatialvlm synth`")
+            continue
+        for r in pd.read_parquet(f, columns=columns).to_dict("records"):
+            lookup[(str(r["image_id"]), str(r["question"]).strip())] = r
+    return lookup
 
 
 def split_heldout(ds, n_images: int, seed: int):
@@ -203,7 +223,7 @@ def add_label_noise(ds, std: float, seed: int):
             report.rows_without_digits += 1
             return {}
         report.rows_noised += 1
-        return {"completion": _with_answer(row, new)}
+        return {"completion": _with_answer(new)}
 
     out = map_text(ds, fn, with_indices=True)
     return out, report
@@ -228,6 +248,8 @@ def add_grounding_rows(ds, data_paths: list[str], copies: int = 1):
     is an option of the from-scratch recipe (``grounding_rows``), off by default. Returns (dataset, rows added)."""
     import pandas as pd
     from datasets import concatenate_datasets
+
+    from spatialvlm.io.writers import chat_turns
 
     if copies <= 0:
         return ds, 0
@@ -262,16 +284,12 @@ def add_grounding_rows(ds, data_paths: list[str], copies: int = 1):
         return ds, 0
 
     def fn(_image_id, idx: int) -> dict:  # only image_id is read, so images are not decoded
-        _, q, a = picks[idx]
-        prompt = [{"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": q}]}]
-        return {"prompt": prompt, "completion": _with_answer(None, a), "qa_type": "grounding", "value_m": None}
+        prompt, completion = chat_turns(*picks[idx][1:])
+        return {"prompt": prompt, "completion": completion, "qa_type": "grounding", "value_m": None}
 
     extra = ds.select([i for i, _, _ in picks]).map(fn, with_indices=True, input_columns=["image_id"],
                                                     load_from_cache_file=False)
     return concatenate_datasets([ds, extra.cast(ds.features)]), len(picks)
-
-
-ANSWER_FORMS = ("natural", "short")
 
 
 def short_answer(family: str, truth: str) -> str | None:
@@ -293,16 +311,7 @@ def shorten_answers(ds, data_paths: list[str]):
     output's ``qa.parquet`` (joined on image id + question). A from-scratch model then spends its capacity on the
     decision rather than on reproducing long sentences with the object names copied right. Returns (dataset,
     number of rows changed); rows that cannot be joined keep their answer and are counted in the log."""
-    import pandas as pd
-
-    lookup: dict[tuple[str, str], tuple[str, str]] = {}
-    for p in data_paths:
-        f = Path(p) / "qa.parquet"
-        if not f.exists():
-            raise FileNotFoundError(f"short answers need the truth in {f}; write it with `spatialvlm synth`")
-        qa = pd.read_parquet(f, columns=["image_id", "question", "family", "truth"])
-        for r in qa.itertuples():
-            lookup[(str(r.image_id), str(r.question).strip())] = (str(r.family), str(r.truth))
+    lookup = qa_lookup(data_paths, ["image_id", "question", "family", "truth"], required=True)
     stats = {"changed": 0, "unjoined": 0}
 
     def fn(image_id, prompt, completion) -> dict:
@@ -311,11 +320,11 @@ def shorten_answers(ds, data_paths: list[str]):
         if hit is None:
             stats["unjoined"] += 1
             return {}
-        new = short_answer(*hit)
+        new = short_answer(hit["family"], hit["truth"])
         if new is None:
             return {}
         stats["changed"] += 1
-        return {"completion": _with_answer(None, new)}
+        return {"completion": _with_answer(new)}
 
     out = map_text(ds, fn, input_columns=["image_id", "prompt", "completion"])
     if stats["unjoined"]:
@@ -351,18 +360,7 @@ def mix_general(spatial, general, ratio: float, seed: int):
 def attach_truth(ds, data_paths: list[str]) -> list[dict[str, Any]]:
     """Evaluation items for held-out rows: question, image, expected answer, qa_type, and when the synth output's
     qa.parquet is present, family / truth / object names (joined on image_id + question)."""
-    import pandas as pd
-
-    qa_frames = []
-    for p in data_paths:
-        f = Path(p) / "qa.parquet"
-        if f.exists():
-            qa_frames.append(pd.read_parquet(f, columns=None))
-    lookup: dict[tuple[str, str], dict] = {}
-    if qa_frames:
-        qa = pd.concat(qa_frames, ignore_index=True)
-        for r in qa.to_dict("records"):
-            lookup[(str(r["image_id"]), str(r["question"]).strip())] = r
+    lookup = qa_lookup(data_paths)
     items = []
     for i in range(len(ds)):
         row = ds[i]

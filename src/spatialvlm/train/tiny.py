@@ -165,6 +165,19 @@ def build_tiny_vlm(out_dir: Path, texts: Iterable[str] | None = None, spec: Tiny
     return out_dir
 
 
+def _language_dims(spec: TinyVLMSpec, vocab_size: int) -> dict:
+    """Sizes of the language model, the same keys in every family's text config."""
+    return dict(
+        vocab_size=vocab_size,
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        num_key_value_heads=spec.num_kv_heads,
+        max_position_embeddings=4096,
+    )
+
+
 def _build_qwen(texts: list[str], spec: TinyVLMSpec):
     tok = _wrap_tokenizer(train_tokenizer(texts, spec.vocab_size, QWEN_SPECIAL), spec.family)
     ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_SPECIAL}
@@ -174,13 +187,7 @@ def _build_qwen(texts: list[str], spec: TinyVLMSpec):
     hw = half * 3 // 8
     mrope = [half - 2 * hw, hw, hw]
     text = dict(
-        vocab_size=len(tok),
-        hidden_size=spec.hidden_size,
-        intermediate_size=spec.intermediate_size,
-        num_hidden_layers=spec.num_layers,
-        num_attention_heads=spec.num_heads,
-        num_key_value_heads=spec.num_kv_heads,
-        max_position_embeddings=4096,
+        **_language_dims(spec, len(tok)),
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
         bos_token_id=None,
         eos_token_id=ids["<|im_end|>"],
@@ -267,13 +274,7 @@ def _build_idefics3(texts: list[str], spec: TinyVLMSpec):
     scale = 2
     image_seq_len = (spec.image_size // spec.patch_size) ** 2 // (scale * scale)
     text = dict(
-        vocab_size=len(tok),
-        hidden_size=spec.hidden_size,
-        intermediate_size=spec.intermediate_size,
-        num_hidden_layers=spec.num_layers,
-        num_attention_heads=spec.num_heads,
-        num_key_value_heads=spec.num_kv_heads,
-        max_position_embeddings=4096,
+        **_language_dims(spec, len(tok)),
         bos_token_id=ids["<|begin_of_text|>"],
         eos_token_id=ids["<end_of_utterance>"],
         pad_token_id=ids["<|endoftext|>"],
