@@ -140,10 +140,14 @@ def _train_overrides(name: str, a, data: Path, minutes: float, extra: dict) -> d
     over = {"data": [str(data)], "out": str(a.work / "models" / name), "max_time_minutes": minutes,
             "seed": a.seed, "torch_threads": a.threads, "eval_images": 8 if a.quick else 16, "eval_samples": 48,
             "save_steps": 100000, **extra}
+    from spatialvlm.train.config import parse_set, resolve_config
+
+    preset = resolve_config(a.preset, {"data": [str(data)], "out": "unused"})
+    if preset.vision_warmup_minutes and preset.max_time_minutes:
+        # the vision warm-up keeps its share of the preset's budget (10 of 44 minutes for cpu-tiny) at any budget
+        over["vision_warmup_minutes"] = round(minutes * preset.vision_warmup_minutes / preset.max_time_minutes, 2)
     if a.quick:
         over["eval_steps"] = 0
-    from spatialvlm.train.config import parse_set
-
     over.update(parse_set(a.overrides))
     return over
 
@@ -338,11 +342,14 @@ def tables(res: dict, a) -> str:
                   f"MRA {d['mra']:+.1f} points; parsable numbers "
                   f"{pct(res['models']['cpu-tiny']['quantitative_has_number'])}%."]
     if res.get("training"):
-        lines += ["", "## Training", "", "| model | steps | minutes | last loss | training rows | of which grounding |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["", "## Training", "", "| model | vision warm-up | QA steps | minutes (all) | last loss | "
+                  "training rows | of which grounding |", "|---|---|---|---|---|---|---|"]
         for m, t in res["training"].items():
             loss = "-" if t["loss_last"] is None else f"{t['loss_last']:.3f}"
-            lines.append(f"| {m} | {t['steps']} | {t['minutes']} | {loss} | {t['train_rows']} | "
+            w = t.get("vision_warmup")
+            wu = "-" if not w else (f"{w['steps']} steps, {w['seconds'] / 60:.1f} min, label recall "
+                                    f"{pct(w.get('presence_recall'))}%, depth error {w.get('depth_l1_log')} (log)")
+            lines.append(f"| {m} | {wu} | {t['steps']} | {t['minutes']} | {loss} | {t['train_rows']} | "
                          f"{t['grounding_rows'] or 0} |")
     lines += ["", "## Qualitative accuracy by what the question compares (held-out)", "",
               "| group | n | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
@@ -354,6 +361,19 @@ def tables(res: dict, a) -> str:
             n = sum(k for _, k in rs)
             cells.append(pct(sum(a * k for a, k in rs) / n) if n else "-")
         lines.append(f"| {g} | {n} | " + " | ".join(cells) + " |")
+    lines += ["", "## Qualitative accuracy by answer form (held-out)", "",
+              "Choice questions (\"which is taller, A or B?\") can be answered from category priors whatever the "
+              "order of the names; predicates (\"is A taller than B?\") and classify questions (\"is A taller or "
+              "shorter than B?\") also need the order.", "", "| form | n | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
+    for fam in ("choice", "predicate", "classify", "direction"):
+        cells, n = [], 0
+        for m in models:
+            rs = [(r["accuracy"], r["n"]) for r in res["models"][m]["by_type"].values()
+                  if "accuracy" in r and r.get("family") == fam]
+            n = sum(k for _, k in rs)
+            cells.append(pct(sum(a * k for a, k in rs) / n) if n else "-")
+        if n:
+            lines.append(f"| {fam} | {n} | " + " | ".join(cells) + " |")
     g = res.get("grounding_probe")
     if g:
         lines += ["", "## Grounding probe (held-out objects)", "",
@@ -484,8 +504,10 @@ def _headline(r: dict) -> dict:
 
 def _train_info(out: Path) -> dict:
     s = json.loads((out / "train_summary.json").read_text())
+    info = s.get("info", {})
     return {"steps": s.get("steps"), "minutes": round(s.get("seconds", 0) / 60, 1), "loss_last": s.get("loss_last"),
-            "train_rows": s.get("info", {}).get("train_rows"), "grounding_rows": s.get("info", {}).get("grounding_rows")}
+            "train_rows": info.get("train_rows"), "grounding_rows": info.get("grounding_rows"),
+            "vision_warmup": info.get("vision_warmup")}
 
 
 if __name__ == "__main__":

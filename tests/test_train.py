@@ -15,15 +15,12 @@ pytest.importorskip("peft")
 
 sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np
-from test_train_fixtures import COLOURS, make_dataset
+from test_train_fixtures import COLOURS, SMALL, make_dataset
 
 from spatialvlm.train.config import TrainConfig, parse_set, preset_names, resolve_config
 from spatialvlm.train.tiny import TinyVLMSpec, build_tiny_vlm
 
 torch.set_num_threads(1)
-
-SMALL = dict(vocab_size=400, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=2, num_kv_heads=1,
-             vision_dim=32, vision_depth=2, vision_heads=2, max_pixels=112 * 84, image_size=56)
 
 
 @pytest.fixture(scope="module")

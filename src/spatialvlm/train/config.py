@@ -57,6 +57,8 @@ class TrainConfig:
     label_noise_std: float = 0.0  # relative Gaussian noise on quantitative answers (paper ablation: 0.1-0.3)
     answer_form: str = "natural"  # "short": qualitative answers become "Yes." / "The NAME." / "Left." (from the truth)
     grounding_rows: int = 0  # copies of a per-object "where is NAME" row per training image (0 = none)
+    vision_warmup_minutes: float = 0.0  # from-scratch models: per-cell label/depth/position targets first (0 = off)
+    vision_warmup_lr: float = 1e-3
     blind: bool = False  # replace every image by a blank one (text-only baseline with the same architecture)
     image_max_pixels: int | None = None  # Qwen-style processors: cap on resized image area
     # bookkeeping
@@ -158,6 +160,11 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"spatial_ratio must be in (0, 1], got {cfg.spatial_ratio}")
     if cfg.answer_form not in ANSWER_FORMS:
         raise ValueError(f"answer_form must be one of {ANSWER_FORMS}, got {cfg.answer_form!r}")
+    if cfg.vision_warmup_minutes < 0:
+        raise ValueError(f"vision_warmup_minutes must be >= 0, got {cfg.vision_warmup_minutes}")
+    if cfg.vision_warmup_minutes and cfg.max_time_minutes and cfg.vision_warmup_minutes >= cfg.max_time_minutes:
+        raise ValueError(f"vision_warmup_minutes ({cfg.vision_warmup_minutes}) must leave time for the QA training "
+                         f"within max_time_minutes ({cfg.max_time_minutes})")
     if cfg.label_noise_std < 0:
         raise ValueError(f"label_noise_std must be >= 0, got {cfg.label_noise_std}")
     if cfg.precision not in ("auto", "bf16", "fp16", "fp32"):

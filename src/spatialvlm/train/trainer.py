@@ -196,7 +196,8 @@ def TimeBudget(seconds: float, warmup: float):
     return _time_budget_class()(seconds, warmup)
 
 
-def _callbacks(cfg: TrainConfig, out_dir: Path, eval_items: list[dict] | None, processor):
+def _callbacks(cfg: TrainConfig, out_dir: Path, eval_items: list[dict] | None, processor,
+               minutes: float | None = None):
     from transformers import TrainerCallback
 
     class ConfigIntoCheckpoints(TrainerCallback):
@@ -237,8 +238,9 @@ def _callbacks(cfg: TrainConfig, out_dir: Path, eval_items: list[dict] | None, p
                 self.run(model, state.global_step)
 
     cbs: list[Any] = [ConfigIntoCheckpoints()]
-    if cfg.max_time_minutes:
-        cbs.append(TimeBudget(cfg.max_time_minutes * 60.0, cfg.warmup_ratio))
+    minutes = cfg.max_time_minutes if minutes is None else minutes
+    if minutes:
+        cbs.append(TimeBudget(minutes * 60.0, cfg.warmup_ratio))
     acc = HeldoutAccuracy()
     cbs.append(acc)
     return cbs, acc
@@ -284,6 +286,7 @@ def prepare_data(cfg: TrainConfig):
         eval_items = D.attach_truth(held_s, cfg.data)
     info["train_rows"] = len(train)
     info["heldout_rows"] = 0 if held is None else len(held)
+    info["heldout_images"] = [] if held is None else sorted({str(i) for i in held["image_id"] if i is not None})
     return train, eval_items, info
 
 
@@ -362,6 +365,24 @@ def train(cfg: TrainConfig) -> TrainResult:
     else:
         set_vision_trainable(model, not cfg.freeze_vision)
     cfg.save(out_dir / "train_config.yaml")
+    sft_minutes = cfg.max_time_minutes
+    if cfg.vision_warmup_minutes and not cfg.resume:
+        if cfg.blind:
+            log.info("blind training: no vision warm-up (its images are blank), the QA training gets the whole budget")
+        else:
+            from spatialvlm.train.vision_warmup import warmup_vision
+
+            rep = warmup_vision(model, processor, cfg.data, cfg.vision_warmup_minutes,
+                                learning_rate=cfg.vision_warmup_lr, batch_size=cfg.per_device_train_batch_size,
+                                seed=cfg.seed, exclude_images=set(info["heldout_images"]),
+                                out_file=out_dir / "vision_warmup.jsonl")
+            info["vision_warmup"] = rep.to_dict()
+            if sft_minutes:
+                sft_minutes = max(sft_minutes - rep.seconds / 60.0, 0.1)
+            if cfg.lora:
+                set_vision_trainable(model, False)
+            else:
+                set_vision_trainable(model, not cfg.freeze_vision)
 
     prec = _precision(cfg)
     use_cpu = not torch.cuda.is_available()
@@ -393,7 +414,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         dataset_kwargs={"skip_prepare_dataset": True},
         disable_tqdm=os.environ.get("SPATIALVLM_TQDM", "1") == "0",
     )
-    callbacks, acc = _callbacks(cfg, out_dir, eval_items, processor)
+    callbacks, acc = _callbacks(cfg, out_dir, eval_items, processor, sft_minutes)
     budget = next((c for c in callbacks if type(c).__name__ == "TimeBudget"), None)
 
     class _Trainer(SFTTrainer):
