@@ -358,13 +358,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     model, processor, base_src = load_model_and_processor(cfg, train_ds, out_dir)
     info["base_model"] = base_src
 
-    peft_config = None
-    if cfg.lora:
-        set_vision_trainable(model, False)
-        peft_config = lora_config(cfg, model)
-    else:
-        set_vision_trainable(model, not cfg.freeze_vision)
-    cfg.save(out_dir / "train_config.yaml")
+    # the warm-up (if any) runs first: it trains the vision tower and projector itself, and the block below then
+    # sets what the QA training may change
     sft_minutes = cfg.max_time_minutes
     if cfg.vision_warmup_minutes and not cfg.resume:
         if cfg.blind:
@@ -379,10 +374,14 @@ def train(cfg: TrainConfig) -> TrainResult:
             info["vision_warmup"] = rep.to_dict()
             if sft_minutes:
                 sft_minutes = max(sft_minutes - rep.seconds / 60.0, 0.1)
-            if cfg.lora:
-                set_vision_trainable(model, False)
-            else:
-                set_vision_trainable(model, not cfg.freeze_vision)
+
+    peft_config = None
+    if cfg.lora:
+        set_vision_trainable(model, False)
+        peft_config = lora_config(cfg, model)
+    else:
+        set_vision_trainable(model, not cfg.freeze_vision)
+    cfg.save(out_dir / "train_config.yaml")
 
     prec = _precision(cfg)
     use_cpu = not torch.cuda.is_available()
