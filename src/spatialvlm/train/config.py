@@ -59,6 +59,7 @@ class TrainConfig:
     grounding_rows: int = 0  # copies of a per-object "where is NAME" row per training image (0 = none)
     vision_warmup_minutes: float = 0.0  # from-scratch models: per-cell label/depth/position targets first (0 = off)
     vision_warmup_lr: float = 1e-3
+    vision_warmup_lookup: bool = False  # warm-up also teaches the LM's first layer to find "the LABEL" (Idefics3)
     blind: bool = False  # replace every image by a blank one (text-only baseline with the same architecture)
     image_max_pixels: int | None = None  # Qwen-style processors: cap on resized image area
     # bookkeeping

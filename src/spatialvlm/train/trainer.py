@@ -370,7 +370,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             rep = warmup_vision(model, processor, cfg.data, cfg.vision_warmup_minutes,
                                 learning_rate=cfg.vision_warmup_lr, batch_size=cfg.per_device_train_batch_size,
                                 seed=cfg.seed, exclude_images=set(info["heldout_images"]),
-                                out_file=out_dir / "vision_warmup.jsonl")
+                                out_file=out_dir / "vision_warmup.jsonl", lookup=cfg.vision_warmup_lookup)
             info["vision_warmup"] = rep.to_dict()
             if sft_minutes:
                 sft_minutes = max(sft_minutes - rep.seconds / 60.0, 0.1)

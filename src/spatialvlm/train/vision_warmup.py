@@ -11,7 +11,11 @@ label (``objects.parquet``). The warm-up trains the vision tower and its project
 * the cell's median log-depth (L1), and
 * the cell's own position in the image (so position survives into the token's features),
 
-with small linear heads that are thrown away afterwards. Nothing here is ground truth the rest of the pipeline lacks:
+with small linear heads that are thrown away afterwards. With ``lookup`` on, each step also asks the language
+model's own first layer (frozen, as initialised) "Where is the LABEL": its attention from the label's last token
+is pushed onto the image tokens of that object, and its output there must tell the object's position and depth.
+Only the vision side learns this, so the QA training starts from a language model whose first layer already finds a
+named object in the image (the step it could not discover on its own in 45 CPU minutes). Nothing here is ground truth the rest of the pipeline lacks:
 it is the pipeline's own perception output, the same files a user's synth run writes.
 
 Works for the families ``build_tiny_vlm`` makes (Idefics3: a square grid over the squashed image; Qwen2-VL /
@@ -48,6 +52,8 @@ class WarmupReport:
     presence_recall: float | None  # of the labels present in a cell, the fraction predicted present
     presence_precision: float | None  # of the labels predicted present, the fraction that are
     depth_l1_log: float | None  # mean |log depth error| per cell, last logged batches
+    lookup_mass: float | None = None  # lookup on: attention share the named object's cells get (last batches)
+    lookup_chance: float | None = None  # ... and the share of the image those cells are (uniform attention)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +94,32 @@ def _scene_table(data_paths: list[str], exclude: set[str] | None = None) -> tupl
         rows.append({"image_id": str(img), "image": str(Path(root) / im), "depth": str(Path(root) / dp),
                      "masks": str(Path(root) / mk), "labels": by_image.get((root, str(img)), {})})
     return rows, labels
+
+
+def object_cells(instance: np.ndarray, depth_m: np.ndarray, object_id: int, grid_h: int,
+                 grid_w: int) -> dict[str, Any] | None:
+    """Where one object lies on the token grid: the cells it fills by at least ``PRESENCE_MIN_FRACTION`` (else the
+    cell it fills most), the centre of its pixels as fractions of width / height, and its median log-depth. None
+    when the object has no pixel in the instance map."""
+    H, W = instance.shape
+    m = instance == object_id + 1
+    if not m.any():
+        return None
+    ys = np.linspace(0, H, grid_h + 1).round().astype(int)
+    xs = np.linspace(0, W, grid_w + 1).round().astype(int)
+    frac = np.zeros((grid_h, grid_w), np.float64)
+    for i in range(grid_h):
+        for j in range(grid_w):
+            c = m[ys[i]:ys[i + 1], xs[j]:xs[j + 1]]
+            frac[i, j] = c.mean() if c.size else 0.0
+    cells = frac >= PRESENCE_MIN_FRACTION
+    if not cells.any():
+        cells = frac == frac.max()
+    py, px = np.nonzero(m)
+    d = depth_m[m]
+    d = d[np.isfinite(d) & (d > 0)]
+    return {"cells": cells.reshape(-1), "x": float((px.mean() + 0.5) / W), "y": float((py.mean() + 0.5) / H),
+            "log_depth": float(np.log(np.median(d))) if d.size else None}
 
 
 def cell_targets(instance: np.ndarray, depth_m: np.ndarray, labels_of: dict[int, int], n_labels: int,
@@ -172,6 +204,117 @@ class _Family:
         return list(feats)
 
 
+class _Lookup:
+    """The "Where is the LABEL" objective through the language model's first decoder layer (see the module doc).
+
+    Inside ``with lookup:`` the language model is cut to its first layer, runs eager attention (so the attention
+    weights exist) and is frozen; on exit all three are restored. Families whose text positions are not plain
+    sequence positions (Qwen2-VL's 3D rotary positions) are not supported."""
+
+    def __init__(self, model, processor, labels: list[str]):
+        import torch
+
+        inner = getattr(model, "model", model)
+        if hasattr(inner, "get_rope_index"):
+            raise ValueError(f"the lookup warm-up does not handle {type(model).__name__}'s 3D rotary positions; "
+                             "use it with an Idefics3-family model or set vision_warmup_lookup: false")
+        self.text = getattr(inner, "text_model", None) or getattr(inner, "language_model", None)
+        if self.text is None or not hasattr(self.text, "layers"):
+            raise ValueError(f"no language model with decoder layers found in {type(model).__name__}")
+        tcfg = getattr(model.config, "text_config", model.config)
+        self.model, self.processor, self.labels = model, processor, labels
+        self.heads = max(1, int(tcfg.num_attention_heads) // 2)  # half the first layer's heads learn the lookup
+        tid = getattr(model.config, "image_token_id", None)
+        self.image_token_id = int(tid if tid is not None else model.config.image_token_index)
+        self.head = torch.nn.Linear(int(tcfg.hidden_size), 3)  # x, y, log-depth of the named object
+        self._ids: dict[tuple[str, tuple[int, int]], Any] = {}
+        self.attention_weight = 1.0
+
+    def ids(self, label: str, size: tuple[int, int]):
+        """Token ids of the chat prompt cut right after "Where is the LABEL" (a causal model's first layer sees
+        nothing later), for a picture of ``size``."""
+        key = (label, size)
+        if key not in self._ids:
+            from PIL import Image
+
+            from spatialvlm.train.data import GROUNDING_QUESTION
+            from spatialvlm.train.infer import build_prompt
+
+            text = build_prompt(self.processor, GROUNDING_QUESTION.format(name=label))
+            end = text.rindex(f"the {label} in the image") + len(f"the {label}")
+            enc = self.processor(text=[text[:end]], images=[[Image.new("RGB", size)]], return_tensors="pt",
+                                 add_special_tokens=False)
+            self._ids[key] = enc["input_ids"][0]
+        return self._ids[key]
+
+    def __enter__(self):
+        import torch
+
+        self._layers = self.text.layers
+        self.text.layers = torch.nn.ModuleList(list(self._layers)[:1])
+        self._impl = getattr(self.model.config, "_attn_implementation", None)
+        self.model.set_attn_implementation("eager")
+        self._flags = [(p, p.requires_grad) for p in self.text.parameters()]
+        mine = {id(p) for p in self.attention_parameters()}
+        for p, _ in self._flags:
+            p.requires_grad_(id(p) in mine)
+        return self
+
+    def attention_parameters(self) -> list:
+        """The first layer's attention projections: they learn the lookup along with the vision side (a randomly
+        initialised layer's attention logits span about +-1, too flat to single out an object's few cells)."""
+        return list(self._layers[0].self_attn.parameters()) if hasattr(self, "_layers") else \
+            list(self.text.layers[0].self_attn.parameters())
+
+    def __exit__(self, *exc):
+        self.text.layers = self._layers
+        if self._impl:
+            self.model.set_attn_implementation(self._impl)
+        for p, flag in self._flags:
+            p.requires_grad_(flag)
+        return False
+
+    def loss(self, feats: list, picks: list[tuple[int, dict, tuple[int, int]]]):
+        """``feats``: per image its (tokens, hidden) projector output; ``picks``: per image (label index, the
+        object's ``object_cells``, picture size). Returns (loss, mean attention mass on the object's cells, mean
+        share of the image those cells are)."""
+        import torch
+
+        seqs = [self.ids(self.labels[lab], size) for lab, _, size in picks]
+        n = max(len(q) for q in seqs)
+        input_ids = torch.zeros(len(seqs), n, dtype=torch.long)
+        mask = torch.zeros(len(seqs), n, dtype=torch.long)
+        for b, q in enumerate(seqs):
+            input_ids[b, : len(q)] = q
+            mask[b, : len(q)] = 1
+        img = (input_ids == self.image_token_id) & mask.bool()
+        counts = img.sum(1).tolist()
+        if any(c != f.shape[0] for c, f in zip(counts, feats)):
+            raise ValueError(f"image tokens in the prompt ({counts}) do not match the image features "
+                             f"({[int(f.shape[0]) for f in feats]})")
+        emb = self.text.get_input_embeddings()(input_ids)
+        emb = emb.masked_scatter(img.unsqueeze(-1).expand_as(emb), torch.cat(feats).to(emb.dtype))
+        out = self.text(inputs_embeds=emb, attention_mask=mask, output_attentions=True, use_cache=False)
+        att = out.attentions[0]
+        last = mask.sum(1) - 1
+        rows = torch.arange(len(seqs))
+        loss_att, masses, shares = 0.0, [], []
+        for b, (_, obj, _) in enumerate(picks):
+            cells = torch.from_numpy(obj["cells"]).to(att.dtype)
+            a = att[b, : self.heads, last[b]][:, img[b]]  # (heads, image tokens)
+            m = (a * cells).sum(-1)
+            loss_att = loss_att - torch.log(m.clamp_min(1e-6)).mean()
+            masses.append(float(m.detach().mean()))
+            shares.append(float(cells.mean()))
+        pred = self.head(out.last_hidden_state[rows, last].float())
+        xy = torch.tensor([[o["x"], o["y"]] for _, o, _ in picks], dtype=torch.float32)
+        ld = torch.tensor([o["log_depth"] if o["log_depth"] is not None else 0.0 for _, o, _ in picks])
+        ok = torch.tensor([o["log_depth"] is not None for _, o, _ in picks], dtype=torch.float32)
+        loss_reg = torch.nn.functional.mse_loss(pred[:, :2], xy) * 10.0 + \
+            ((pred[:, 2] - ld).abs() * ok).sum() / ok.sum().clamp(min=1)
+        return loss_att / len(picks) * self.attention_weight + loss_reg, float(np.mean(masses)), float(np.mean(shares))
+
+
 def _open(row: dict):
     from PIL import Image
 
@@ -185,13 +328,14 @@ def _open(row: dict):
 def warmup_vision(model, processor, data_paths: list[str], minutes: float, *, learning_rate: float = 1e-3,
                   batch_size: int = 32, seed: int = 0, exclude_images: set[str] | None = None,
                   max_steps: int | None = None, log_every: int = 25, out_file: Path | None = None,
-                  max_cached: int = 20000) -> WarmupReport:
+                  max_cached: int = 20000, lookup: bool = False) -> WarmupReport:
     """Train ``model``'s vision tower and projector on per-cell targets for ``minutes`` (or ``max_steps``).
 
     The heads are discarded; the language model is not touched. Images listed in ``exclude_images`` (held-out
     evaluation images) are skipped. Progress is logged every ``log_every`` steps (and appended to ``out_file`` as
     JSON lines when given). The first ``max_cached`` images seen keep their processed pixels and targets in memory
-    (about 0.2 MB each at 192 x 192), later ones are read again at every visit."""
+    (about 0.2 MB each at 192 x 192), later ones are read again at every visit. ``lookup`` adds the
+    "Where is the LABEL" objective through the language model's frozen first layer (Idefics3-family models)."""
     import json
 
     import torch
@@ -206,7 +350,9 @@ def warmup_vision(model, processor, data_paths: list[str], minutes: float, *, le
     vision_params = [p for mod in _vision_modules(model) for p in mod.parameters()]
     for p in vision_params:
         p.requires_grad_(True)
-    params = vision_params + list(heads.parameters())
+    look = _Lookup(model, processor, labels) if lookup else None
+    params = vision_params + list(heads.parameters()) + \
+        (list(look.head.parameters()) + look.attention_parameters() if look else [])
     opt = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.01)
     budget = max(1.0, minutes * 60.0)
     rng = np.random.default_rng(seed)
@@ -222,6 +368,12 @@ def warmup_vision(model, processor, data_paths: list[str], minutes: float, *, le
         gh, gw = fam.grid(enc)
         tgt = {key: torch.from_numpy(v) for key, v in
                cell_targets(inst, depth, rows[k]["labels"], len(labels), gh, gw).items()}
+        if look is not None:  # objects whose label is unique in the picture: "the LABEL" names one thing
+            labs = list(rows[k]["labels"].values())
+            objs = [(lab, object_cells(inst, depth, oid, gh, gw)) for oid, lab in rows[k]["labels"].items()
+                    if labs.count(lab) == 1]
+            tgt["objects"] = [(lab, o) for lab, o in objs if o is not None]
+            tgt["size"] = image.size
         enc = {key: v.half() if v.is_floating_point() else v for key, v in enc.items()}
         if len(cache) < max_cached:
             cache[k] = (enc, tgt)
@@ -229,7 +381,7 @@ def warmup_vision(model, processor, data_paths: list[str], minutes: float, *, le
 
     model.train()
     t0 = time.monotonic()
-    step, first, last, window = 0, None, None, []
+    step, first, last, window, look_window = 0, None, None, [], []
     order = rng.permutation(len(rows))
     pos = 0
     log.info("vision warm-up: %d images, %d labels, %.1f min budget", len(rows), len(labels), minutes)
@@ -255,6 +407,19 @@ def warmup_vision(model, processor, data_paths: list[str], minutes: float, *, le
             encs.append(enc)
             tgts.append(tgt)
         feats = fam.features(fam.collate(encs))
+        loss_look = 0.0
+        if look is not None:
+            picks, pf = [], []
+            for t, f in zip(tgts, feats):
+                if t["objects"]:
+                    lab, o = t["objects"][int(rng.integers(len(t["objects"])))]
+                    picks.append((lab, o, t["size"]))
+                    pf.append(f)
+            if picks:
+                with look:
+                    loss_look, mass, share = look.loss(pf, picks)
+                look_window.append((mass, share))
+                look_window = look_window[-4:]
         loss_p, loss_d, loss_x, stats = 0.0, 0.0, 0.0, []
         for enc, t, f in zip(encs, tgts, feats):
             gh, gw = t["log_depth"].shape
@@ -271,7 +436,7 @@ def warmup_vision(model, processor, data_paths: list[str], minutes: float, *, le
                 stats.append(((pred == (pres > 0.5)).float().mean().item(), (pred & (pres > 0.5)).sum().item(),
                               (pres > 0.5).sum().item(), pred.sum().item(), dl1.item()))
         n = len(idx)
-        loss = (loss_p * PRESENCE_LOSS_WEIGHT + loss_d + loss_x) / n
+        loss = (loss_p * PRESENCE_LOSS_WEIGHT + loss_d + loss_x) / n + loss_look
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -285,6 +450,9 @@ def warmup_vision(model, processor, data_paths: list[str], minutes: float, *, le
         if step % log_every == 0:
             rec = _summary(window)
             rec.update({"step": step, "loss": round(value, 4), "minutes": round((time.monotonic() - t0) / 60, 2)})
+            if look_window:
+                rec["lookup_mass"] = round(float(np.mean([w[0] for w in look_window])), 4)
+                rec["lookup_chance"] = round(float(np.mean([w[1] for w in look_window])), 4)
             log.info("vision warm-up %s", rec)
             if out_file is not None:
                 with open(out_file, "a") as fh:
@@ -293,7 +461,9 @@ def warmup_vision(model, processor, data_paths: list[str], minutes: float, *, le
     rep = WarmupReport(images=len(rows), labels=len(labels), steps=step, seconds=round(time.monotonic() - t0, 1),
                        first_loss=first, last_loss=last, presence_accuracy=s.get("presence_accuracy"),
                        presence_recall=s.get("presence_recall"),
-                       presence_precision=s.get("presence_precision"), depth_l1_log=s.get("depth_l1_log"))
+                       presence_precision=s.get("presence_precision"), depth_l1_log=s.get("depth_l1_log"),
+                       lookup_mass=round(float(np.mean([w[0] for w in look_window])), 4) if look_window else None,
+                       lookup_chance=round(float(np.mean([w[1] for w in look_window])), 4) if look_window else None)
     log.info("vision warm-up done: %s", rep.to_dict())
     return rep
 
