@@ -15,7 +15,8 @@ with small linear heads that are thrown away afterwards. With ``lookup`` on, eac
 model's own first layer (frozen, as initialised) "Where is the LABEL": its attention from the label's last token
 is pushed onto the image tokens of that object, and its output there must tell the object's position and depth.
 Only the vision side learns this, so the QA training starts from a language model whose first layer already finds a
-named object in the image (the step it could not discover on its own in 45 CPU minutes). Nothing here is ground truth the rest of the pipeline lacks:
+named object in the image (the step it could not discover on its own in 45 CPU minutes). Measured on cpu-tiny, the
+QA training then took that lookup apart and scored worse, so no preset turns it on (docs/training.md). Nothing here is ground truth the rest of the pipeline lacks:
 it is the pipeline's own perception output, the same files a user's synth run writes.
 
 Works for the families ``build_tiny_vlm`` makes (Idefics3: a square grid over the squashed image; Qwen2-VL /
