@@ -19,8 +19,16 @@ from test_train_fixtures import SMALL, make_dataset
 
 from spatialvlm.train.config import resolve_config
 from spatialvlm.train.tiny import TinyVLMSpec, build_tiny_vlm
-from spatialvlm.train.vision_warmup import (PRESENCE_MIN_FRACTION, _Family, _Lookup, _open, _scene_table,
-                                            cell_targets, object_cells, warmup_vision)
+from spatialvlm.train.vision_warmup import (
+    PRESENCE_MIN_FRACTION,
+    _Family,
+    _Lookup,
+    _open,
+    _scene_table,
+    cell_targets,
+    object_cells,
+    warmup_vision,
+)
 
 torch.set_num_threads(1)
 
@@ -151,7 +159,7 @@ def test_lookup_warmup_focuses_the_first_layer_on_the_named_object(data_dir, tmp
     model, proc = _tiny("idefics3", tmp_path)
     text = model.model.text_model
     n_layers, impl = len(text.layers), model.config._attn_implementation
-    rows, labels = _scene_table([str(data_dir)])
+    _, labels = _scene_table([str(data_dir)])
     look = _Lookup(model, proc, labels)
     ids = look.ids("green box", (64, 48))
     assert proc.tokenizer.decode(ids).endswith("green box")  # the prompt is cut right after the name
