@@ -354,24 +354,14 @@ def tables(res: dict, a) -> str:
     lines += ["", "## Qualitative accuracy by what the question compares (held-out)", "",
               "| group | n | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
     for g, prefixes in GROUPS.items():
-        cells, n = [], 0
-        for m in models:
-            rs = [(r["accuracy"], r["n"]) for t, r in res["models"][m]["by_type"].items()
-                  if "accuracy" in r and t.startswith(prefixes)]
-            n = sum(k for _, k in rs)
-            cells.append(pct(sum(a * k for a, k in rs) / n) if n else "-")
+        n, cells = _pooled(res, models, lambda t, r: t.startswith(prefixes))
         lines.append(f"| {g} | {n} | " + " | ".join(cells) + " |")
     lines += ["", "## Qualitative accuracy by answer form (held-out)", "",
               "Choice questions (\"which is taller, A or B?\") can be answered from category priors whatever the "
               "order of the names; predicates (\"is A taller than B?\") and classify questions (\"is A taller or "
               "shorter than B?\") also need the order.", "", "| form | n | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
     for fam in ("choice", "predicate", "classify", "direction"):
-        cells, n = [], 0
-        for m in models:
-            rs = [(r["accuracy"], r["n"]) for r in res["models"][m]["by_type"].values()
-                  if "accuracy" in r and r.get("family") == fam]
-            n = sum(k for _, k in rs)
-            cells.append(pct(sum(a * k for a, k in rs) / n) if n else "-")
+        n, cells = _pooled(res, models, lambda t, r: r.get("family") == fam)
         if n:
             lines.append(f"| {fam} | {n} | " + " | ".join(cells) + " |")
     g = res.get("grounding_probe")
@@ -496,6 +486,17 @@ def main(argv=None) -> dict:
 
 HEADLINE = ("qualitative_accuracy", "quantitative_has_number", "quantitative_within_50_200",
             "quantitative_success_25", "quantitative_mra")
+
+
+def _pooled(res: dict, models: list[str], keep) -> tuple[int, list[str]]:
+    """Qualitative accuracy pooled over the question types ``keep(type, record)`` selects: (questions, per-model
+    accuracy % or "-")."""
+    cells, n = [], 0
+    for m in models:
+        rs = [(r["accuracy"], r["n"]) for t, r in res["models"][m]["by_type"].items() if "accuracy" in r and keep(t, r)]
+        n = sum(k for _, k in rs)
+        cells.append(pct(sum(a * k for a, k in rs) / n) if n else "-")
+    return n, cells
 
 
 def _headline(r: dict) -> dict:

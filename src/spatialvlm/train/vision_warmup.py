@@ -12,12 +12,15 @@ label (``objects.parquet``). The warm-up trains the vision tower and its project
 * the cell's own position in the image (so position survives into the token's features),
 
 with small linear heads that are thrown away afterwards. With ``lookup`` on, each step also asks the language
-model's own first layer (frozen, as initialised) "Where is the LABEL": its attention from the label's last token
-is pushed onto the image tokens of that object, and its output there must tell the object's position and depth.
-Only the vision side learns this, so the QA training starts from a language model whose first layer already finds a
-named object in the image (the step it could not discover on its own in 45 CPU minutes). Measured on cpu-tiny, the
-QA training then took that lookup apart and scored worse, so no preset turns it on (docs/training.md). Nothing here is ground truth the rest of the pipeline lacks:
-it is the pipeline's own perception output, the same files a user's synth run writes.
+model's first layer "Where is the LABEL": its attention from the label's last token is pushed onto the image
+tokens of that object, and its output there must tell the object's position and depth. The vision side and that
+layer's attention projections learn this (token embeddings and later layers stay as initialised), so the QA
+training starts from a language model whose first layer already finds a named object in the image (the step it
+could not discover on its own in 45 CPU minutes). Measured on cpu-tiny, the QA training then took that lookup
+apart and scored worse, so no preset turns it on (docs/training.md).
+
+Nothing here is ground truth the rest of the pipeline lacks: it is the pipeline's own perception output, the same
+files a user's synth run writes.
 
 Works for the families ``build_tiny_vlm`` makes (Idefics3: a square grid over the squashed image; Qwen2-VL /
 Qwen2.5-VL: the merged-patch grid of the resized image) through the models' own ``get_image_features``.
@@ -97,6 +100,11 @@ def _scene_table(data_paths: list[str], exclude: set[str] | None = None) -> tupl
     return rows, labels
 
 
+def _cell_edges(H: int, W: int, grid_h: int, grid_w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel row / column boundaries of a ``grid_h x grid_w`` partition of an H x W image into equal rectangles."""
+    return (np.linspace(0, H, grid_h + 1).round().astype(int), np.linspace(0, W, grid_w + 1).round().astype(int))
+
+
 def object_cells(instance: np.ndarray, depth_m: np.ndarray, object_id: int, grid_h: int,
                  grid_w: int) -> dict[str, Any] | None:
     """Where one object lies on the token grid: the cells it fills by at least ``PRESENCE_MIN_FRACTION`` (else the
@@ -106,8 +114,7 @@ def object_cells(instance: np.ndarray, depth_m: np.ndarray, object_id: int, grid
     m = instance == object_id + 1
     if not m.any():
         return None
-    ys = np.linspace(0, H, grid_h + 1).round().astype(int)
-    xs = np.linspace(0, W, grid_w + 1).round().astype(int)
+    ys, xs = _cell_edges(H, W, grid_h, grid_w)
     frac = np.zeros((grid_h, grid_w), np.float64)
     for i in range(grid_h):
         for j in range(grid_w):
@@ -131,8 +138,7 @@ def cell_targets(instance: np.ndarray, depth_m: np.ndarray, labels_of: dict[int,
     invalid). Returns presence (gh, gw, n_labels) in {0, 1}, log_depth (gh, gw) with depth_valid (gh, gw), and
     position (gh, gw, 2): the cell centre's (x, y) as fractions of the image width / height."""
     H, W = instance.shape
-    ys = np.linspace(0, H, grid_h + 1).round().astype(int)
-    xs = np.linspace(0, W, grid_w + 1).round().astype(int)
+    ys, xs = _cell_edges(H, W, grid_h, grid_w)
     presence = np.zeros((grid_h, grid_w, n_labels), np.float32)
     log_depth = np.zeros((grid_h, grid_w), np.float32)
     valid = np.zeros((grid_h, grid_w), np.float32)
@@ -209,7 +215,7 @@ class _Lookup:
     """The "Where is the LABEL" objective through the language model's first decoder layer (see the module doc).
 
     Inside ``with lookup:`` the language model is cut to its first layer, runs eager attention (so the attention
-    weights exist) and is frozen; on exit all three are restored. Families whose text positions are not plain
+    weights exist) and is frozen except for that layer's attention projections; on exit all three are restored. Families whose text positions are not plain
     sequence positions (Qwen2-VL's 3D rotary positions) are not supported."""
 
     def __init__(self, model, processor, labels: list[str]):
@@ -229,7 +235,6 @@ class _Lookup:
         self.image_token_id = int(tid if tid is not None else model.config.image_token_index)
         self.head = torch.nn.Linear(int(tcfg.hidden_size), 3)  # x, y, log-depth of the named object
         self._ids: dict[tuple[str, tuple[int, int]], Any] = {}
-        self.attention_weight = 1.0
 
     def ids(self, label: str, size: tuple[int, int]):
         """Token ids of the chat prompt cut right after "Where is the LABEL" (a causal model's first layer sees
@@ -263,9 +268,9 @@ class _Lookup:
 
     def attention_parameters(self) -> list:
         """The first layer's attention projections: they learn the lookup along with the vision side (a randomly
-        initialised layer's attention logits span about +-1, too flat to single out an object's few cells)."""
-        return list(self._layers[0].self_attn.parameters()) if hasattr(self, "_layers") else \
-            list(self.text.layers[0].self_attn.parameters())
+        initialised layer's attention logits span about +-1, too flat to single out an object's few cells). The
+        same module inside ``with`` (the cut model keeps it) and outside."""
+        return list(self.text.layers[0].self_attn.parameters())
 
     def __exit__(self, *exc):
         self.text.layers = self._layers
@@ -313,7 +318,7 @@ class _Lookup:
         ok = torch.tensor([o["log_depth"] is not None for _, o, _ in picks], dtype=torch.float32)
         loss_reg = torch.nn.functional.mse_loss(pred[:, :2], xy) * 10.0 + \
             ((pred[:, 2] - ld).abs() * ok).sum() / ok.sum().clamp(min=1)
-        return loss_att / len(picks) * self.attention_weight + loss_reg, float(np.mean(masses)), float(np.mean(shares))
+        return loss_att / len(picks) + loss_reg, float(np.mean(masses)), float(np.mean(shares))
 
 
 def _open(row: dict):
@@ -332,11 +337,12 @@ def warmup_vision(model, processor, data_paths: list[str], minutes: float, *, le
                   max_cached: int = 20000, lookup: bool = False) -> WarmupReport:
     """Train ``model``'s vision tower and projector on per-cell targets for ``minutes`` (or ``max_steps``).
 
-    The heads are discarded; the language model is not touched. Images listed in ``exclude_images`` (held-out
+    The heads are discarded; the language model is not touched (with ``lookup``: only its first layer's attention
+    projections). Images listed in ``exclude_images`` (held-out
     evaluation images) are skipped. Progress is logged every ``log_every`` steps (and appended to ``out_file`` as
     JSON lines when given). The first ``max_cached`` images seen keep their processed pixels and targets in memory
     (about 0.2 MB each at 192 x 192), later ones are read again at every visit. ``lookup`` adds the
-    "Where is the LABEL" objective through the language model's frozen first layer (Idefics3-family models)."""
+    "Where is the LABEL" objective through the language model's first layer (Idefics3-family models)."""
     import json
 
     import torch
@@ -451,9 +457,7 @@ def warmup_vision(model, processor, data_paths: list[str], minutes: float, *, le
         if step % log_every == 0:
             rec = _summary(window)
             rec.update({"step": step, "loss": round(value, 4), "minutes": round((time.monotonic() - t0) / 60, 2)})
-            if look_window:
-                rec["lookup_mass"] = round(float(np.mean([w[0] for w in look_window])), 4)
-                rec["lookup_chance"] = round(float(np.mean([w[1] for w in look_window])), 4)
+            rec.update(_lookup_summary(look_window))
             log.info("vision warm-up %s", rec)
             if out_file is not None:
                 with open(out_file, "a") as fh:
@@ -463,8 +467,7 @@ def warmup_vision(model, processor, data_paths: list[str], minutes: float, *, le
                        first_loss=first, last_loss=last, presence_accuracy=s.get("presence_accuracy"),
                        presence_recall=s.get("presence_recall"),
                        presence_precision=s.get("presence_precision"), depth_l1_log=s.get("depth_l1_log"),
-                       lookup_mass=round(float(np.mean([w[0] for w in look_window])), 4) if look_window else None,
-                       lookup_chance=round(float(np.mean([w[1] for w in look_window])), 4) if look_window else None)
+                       **_lookup_summary(look_window))
     log.info("vision warm-up done: %s", rep.to_dict())
     return rep
 
@@ -479,6 +482,14 @@ def _summary(window: list[tuple]) -> dict:
     return {"presence_accuracy": round(acc, 4), "presence_recall": round(hit / tot, 4) if tot else None,
             "presence_precision": round(hit / said, 4) if said else None,
             "depth_l1_log": round(float(np.mean([w[4] for w in window])), 4)}
+
+
+def _lookup_summary(window: list[tuple[float, float]]) -> dict:
+    """Mean attention mass on the named objects' cells and their mean share of the image, last batches ({} if none)."""
+    if not window:
+        return {}
+    return {"lookup_mass": round(float(np.mean([w[0] for w in window])), 4),
+            "lookup_chance": round(float(np.mean([w[1] for w in window])), 4)}
 
 
 def _vision_modules(model) -> list:
