@@ -263,6 +263,22 @@ def grounding_probe(model_dir: Path, data: Path, batch: int, limit: int = 400) -
     return out
 
 
+def lookup_probes(models: Path, data: Path, a) -> dict | None:
+    """For models trained with the from-scratch recipe: the attention their lookup heads put on a named object's
+    image tokens in held-out scenes (``spatialvlm.train.scratch.lookup_probe``), for cpu-tiny with the real
+    pictures and for the blind model with its grey one. None for the SFT recipe."""
+    from spatialvlm.train.config import TrainConfig
+    from spatialvlm.train.scratch import lookup_probe
+
+    if TrainConfig.load(models / "cpu-tiny" / "train_config.yaml").trainer != "scratch":
+        return None
+    n = 40 if a.quick else 200
+    out = {"cpu-tiny": lookup_probe(models / "cpu-tiny", [str(data)], max_images=n)}
+    if not a.no_blind_model:
+        out["blind"] = lookup_probe(models / "blind", [str(data)], max_images=n, blind=True)
+    return out
+
+
 def majority_answers(train_data: Path, items: list[dict]) -> list[str]:
     """Per question type: the most frequent yes/no, option position, relation word or hour in the training QA,
     and the median metres for quantitative types."""
@@ -371,6 +387,16 @@ def tables(res: dict, a) -> str:
                   "in the trained form; Pearson r between stated and true values: "
                   + ", ".join(f"{k} {g[f'r_{k}']:.2f} (mean abs. error {g[f'mae_{k}']:.1f})"
                               for k in ("x", "y", "depth") if f"r_{k}" in g) + "."]
+    lp = res.get("lookup_probe")
+    if lp:
+        m0 = next(iter(lp.values()))
+        lines += ["", "## Lookup probe (held-out scenes)", "",
+                  f"Attention that the {m0['heads']} lookup heads of decoder layer {m0['layer']} put, from the last "
+                  "token of each object name in the questions, on that object's image tokens; chance is the share "
+                  "those tokens are of what the heads see (uniform attention).", "",
+                  "| model | names | attention on the named object % | chance % |", "|---|---|---|---|"]
+        for m, r in lp.items():
+            lines.append(f"| {m} | {r['names']} | {pct(r['mass'])} | {pct(r['chance'])} |")
     lines += ["", "## Per question type (held-out)", "",
               "| type | family | n | " + " | ".join(models) + " |", "|---|---|---|" + "---|" * len(models)]
     types = sorted(res["models"][models[0]]["by_type"])
@@ -452,6 +478,7 @@ def main(argv=None) -> dict:
     preds["cpu-tiny"] = predict(models / "cpu-tiny", items, False, a.eval_batch)
     res["models"]["cpu-tiny"] = evaluate(items, preds["cpu-tiny"])
     res["grounding_probe"] = grounding_probe(models / "cpu-tiny", data_test, a.eval_batch)
+    res["lookup_probe"] = lookup_probes(models, data_test, a)
     m = "cpu-tiny, another scene's image (diagnostic)"
     preds[m] = predict(models / "cpu-tiny", items, False, a.eval_batch, images=swapped_images(items, a.seed))
     res["models"][m] = evaluate(items, preds[m])

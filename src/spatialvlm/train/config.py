@@ -6,6 +6,7 @@ model and into every checkpoint, so a run can be read back and repeated."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 # keys of a preset that document it and are not TrainConfig fields
 DOC_KEYS = ("notes", "memory", "speed")
 ANSWER_FORMS = ("natural", "short")
+TRAINERS = ("sft", "scratch")
 
 
 @dataclass
@@ -26,6 +28,7 @@ class TrainConfig:
     out: str = ""
     preset: str = ""
     # method
+    trainer: str = "sft"  # "sft": TRL SFTTrainer (any HF VLM); "scratch": the from-scratch recipe (train/scratch.py)
     lora: bool = True  # False = full fine-tuning
     lora_r: int = 16
     lora_alpha: int = 32
@@ -71,6 +74,7 @@ class TrainConfig:
     dataloader_num_workers: int = 0
     report_to: str = "none"
     tiny: dict[str, Any] = field(default_factory=dict)  # TinyVLMSpec fields for model "scratch:<family>"
+    scratch: dict[str, Any] = field(default_factory=dict)  # ScratchSpec fields for trainer "scratch"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -106,6 +110,9 @@ def preset_names() -> list[str]:
     return list(load_presets())
 
 
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def parse_set(items: list[str] | None) -> dict[str, Any]:
     """``["lr=1e-4", "tiny.hidden_size=128"]`` -> nested dict; values are parsed as YAML scalars."""
     out: dict[str, Any] = {}
@@ -114,6 +121,8 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
             raise ValueError(f"--set expects key=value, got {item!r}")
         key, raw = item.split("=", 1)
         value = yaml.safe_load(raw) if raw != "" else None
+        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads "2e-3" (no dot) as a string
         parts = key.strip().split(".")
         node = out
         for p in parts[:-1]:
@@ -159,6 +168,20 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError("no training data given (--data OUT_DIR, repeatable)")
     if not 0.0 < cfg.spatial_ratio <= 1.0:
         raise ValueError(f"spatial_ratio must be in (0, 1], got {cfg.spatial_ratio}")
+    if cfg.trainer not in TRAINERS:
+        raise ValueError(f"trainer must be one of {TRAINERS}, got {cfg.trainer!r}")
+    if cfg.trainer == "scratch":
+        from spatialvlm.train.scratch import ScratchSpec
+
+        ScratchSpec.from_dict(cfg.scratch)
+        unsupported = [k for k in ("mix_general", "vision_warmup_minutes", "grounding_rows", "max_train_samples")
+                       if getattr(cfg, k)]
+        if cfg.lora:
+            unsupported.append("lora")
+        if cfg.model.startswith("scratch:") and cfg.freeze_vision:
+            raise ValueError("a vision tower built from nothing has random weights: set freeze_vision: false")
+        if unsupported:
+            raise ValueError(f"trainer 'scratch' does not support {unsupported}: use trainer 'sft' for those")
     if cfg.answer_form not in ANSWER_FORMS:
         raise ValueError(f"answer_form must be one of {ANSWER_FORMS}, got {cfg.answer_form!r}")
     if cfg.vision_warmup_minutes < 0:

@@ -196,6 +196,29 @@ def TimeBudget(seconds: float, warmup: float):
     return _time_budget_class()(seconds, warmup)
 
 
+def heldout_eval(model, processor, items: list[dict], cfg: TrainConfig, out_dir: Path, step: int) -> dict:
+    """Answer held-out questions greedily, score them with the evaluation parsers and append the result to
+    ``OUT/eval_history.jsonl``. Returns the aggregate (with ``by_type``)."""
+    from spatialvlm.train.infer import LoadedVLM, answer
+    from spatialvlm.train.scoring import aggregate, score
+
+    was_training = model.training
+    model.eval()
+    dev = str(next(model.parameters()).device)
+    vlm = LoadedVLM(model, processor, "training", dev)
+    imgs = [blank_like(it["image"]) if cfg.blind else it["image"] for it in items]
+    preds = answer(vlm, imgs, [it["question"] for it in items], max_new_tokens=cfg.eval_max_new_tokens,
+                   batch_size=max(1, cfg.per_device_train_batch_size))
+    if was_training:
+        model.train()
+    agg = aggregate([score(it, p) for it, p in zip(items, preds)])
+    rec = {"step": step, **{k: v for k, v in agg.items() if k != "by_type"}}
+    with open(out_dir / "eval_history.jsonl", "a") as f:
+        f.write(json.dumps({**rec, "by_type": agg["by_type"]}) + "\n")
+    log.info("held-out eval at step %d: %s", step, rec)
+    return agg
+
+
 def _callbacks(cfg: TrainConfig, out_dir: Path, eval_items: list[dict] | None, processor,
                minutes: float | None = None):
     from transformers import TrainerCallback
@@ -211,26 +234,8 @@ def _callbacks(cfg: TrainConfig, out_dir: Path, eval_items: list[dict] | None, p
             self.history: list[dict] = []
 
         def run(self, model, step: int) -> dict:
-            from spatialvlm.train.infer import LoadedVLM, answer
-            from spatialvlm.train.scoring import aggregate, score
-
-            items = eval_items or []
-            was_training = model.training
-            model.eval()
-            dev = str(next(model.parameters()).device)
-            vlm = LoadedVLM(model, processor, "training", dev)
-            imgs = [blank_like(it["image"]) if cfg.blind else it["image"] for it in items]
-            preds = answer(vlm, imgs, [it["question"] for it in items], max_new_tokens=cfg.eval_max_new_tokens,
-                           batch_size=max(1, cfg.per_device_train_batch_size))
-            if was_training:
-                model.train()
-            rows = [score(it, p) for it, p in zip(items, preds)]
-            agg = aggregate(rows)
-            rec = {"step": step, **{k: v for k, v in agg.items() if k != "by_type"}}
-            self.history.append({**rec, "by_type": agg["by_type"]})
-            with open(out_dir / "eval_history.jsonl", "a") as f:
-                f.write(json.dumps(self.history[-1]) + "\n")
-            log.info("held-out eval at step %d: %s", step, rec)
+            agg = heldout_eval(model, processor, eval_items or [], cfg, out_dir, step)
+            self.history.append(agg)
             return agg
 
         def on_step_end(self, args, state, control, model=None, **kw):
@@ -300,7 +305,10 @@ def _training_texts(train) -> list[str]:
     return out
 
 
-def load_model_and_processor(cfg: TrainConfig, train_rows=None, out_dir: Path | None = None):
+def load_model_and_processor(cfg: TrainConfig, train_rows=None, out_dir: Path | None = None,
+                             texts: list[str] | None = None):
+    """The model and processor ``cfg.model`` names; ``scratch:<family>`` builds one under ``OUT/base`` first, its
+    tokenizer trained on ``texts`` (or on the questions and answers of ``train_rows``)."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -312,9 +320,9 @@ def load_model_and_processor(cfg: TrainConfig, train_rows=None, out_dir: Path | 
         if not (base / "config.json").exists():
             spec = TinyVLMSpec(**{**cfg.tiny, "family": src.split(":", 1)[1] or cfg.tiny.get("family", "qwen2_vl"),
                                   "seed": cfg.seed})
-            if train_rows is None:
-                raise ValueError("building a model from scratch needs the training rows (for its tokenizer)")
-            build_tiny_vlm(base, _training_texts(train_rows), spec)
+            if texts is None and train_rows is None:
+                raise ValueError("building a model from scratch needs the training text (for its tokenizer)")
+            build_tiny_vlm(base, texts if texts is not None else _training_texts(train_rows), spec)
         src = str(base)
     prec = _precision(cfg)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(prec, torch.float32)
@@ -337,6 +345,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig, SFTTrainer
 
+    if cfg.trainer == "scratch":
+        from spatialvlm.train.scratch import train_scratch
+
+        return train_scratch(cfg)
     t0 = time.time()
     if cfg.torch_threads:
         torch.set_num_threads(int(cfg.torch_threads))

@@ -1,0 +1,244 @@
+"""The from-scratch trainer (``trainer: scratch``, the cpu-tiny recipe): packed rows compute exactly what the model
+computes for one question alone, names are found in the questions, targets come from the synth output's maps, the
+lookup objective moves attention onto the named object, and a run saves a model that loads, answers and resumes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_train_fixtures import COLOURS, make_dataset
+
+from spatialvlm.train import scratch as S
+from spatialvlm.train.config import resolve_config
+from spatialvlm.train.tiny import TinyVLMSpec, build_tiny_vlm
+
+torch.set_num_threads(1)
+
+TINY = dict(family="idefics3", vocab_size=400, hidden_size=64, intermediate_size=128, num_layers=3, num_heads=2,
+            num_kv_heads=1, vision_dim=32, vision_depth=2, vision_heads=2, patch_size=8, image_size=32)
+
+
+def _cfg(data_dir: Path, out: Path, **over):
+    values = {"model": "scratch:idefics3", "trainer": "scratch", "lora": False, "freeze_vision": False,
+              "data": [str(data_dir)], "out": str(out), "answer_form": "short", "torch_threads": 1,
+              "learning_rate": 3e-3, "logging_steps": 1, "save_steps": 0, "eval_steps": 0, "eval_images": 2,
+              "eval_samples": 4, "tiny": TINY,
+              "scratch": {"images_per_step": 4, "questions_per_row": 2, "workers": 1, "lookup_layer": 1,
+                          "object_layer": 1, "pair_layer": 2}}
+    values.update(over)
+    return resolve_config(None, values)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("qa") / "out", n_images=12)
+
+
+@pytest.fixture(scope="module")
+def prepared(data_dir, tmp_path_factory):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    cfg = _cfg(data_dir, tmp_path_factory.mktemp("unused"))
+    tables = S.read_tables(cfg.data)
+    base = build_tiny_vlm(tmp_path_factory.mktemp("base") / "m", S.training_texts(tables[0], "short"),
+                          TinyVLMSpec(**TINY))
+    model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch.float32).eval()
+    proc = AutoProcessor.from_pretrained(base)
+    spec = S.ScratchSpec.from_dict(cfg.scratch)
+    data = S.prepare(cfg, spec, proc, tables, set(), base, progress=False)
+    return cfg, spec, model, proc, data, tables, base
+
+
+def test_name_spans_longest_first_whole_words():
+    q = "Is the table lamp above the table, or is the tablet higher?"
+    assert S.name_spans(q, ["table", "table lamp"]) == [(28, 33), (7, 17)]
+    assert S.name_spans(q, ["lamp", "sofa"]) == [(13, 17), None]
+    assert S.name_spans("Which is wider, the chair on the left or the chair?", ["chair", "chair on the left"]) == \
+        [(45, 50), (20, 37)]
+
+
+def test_targets_come_from_the_maps(prepared, data_dir):
+    from PIL import Image
+
+    _, _, _, proc, data, tables, _ = prepared
+    qa, objs, _ = tables
+    assert data.grid == (2, 2) and len(data.prefix) > 4
+    assert data.info["names_missing"] == 0 and data.info["names_found"] == 2 * len(qa)
+    assert len(data.objects) == len(objs)
+    for ob in data.objects:
+        # the squares are 10 x 10 px of a 64 x 48 picture (the second drawn over the first where they overlap): an
+        # object's cells on the 2 x 2 grid (32 x 24 px each) are those its pixels fill by at least 5 %
+        img = data.image_ids[ob["image"]]
+        inst = np.asarray(Image.open(data_dir / "masks" / f"{img}.png"))
+        mine = inst == ob["object_id"] + 1
+        cover = np.array([[mine[24 * i:24 * (i + 1), 32 * j:32 * (j + 1)].mean() for j in range(2)]
+                          for i in range(2)])
+        want = cover >= 0.05 if (cover >= 0.05).any() else cover == cover.max()
+        assert ob["cells"].reshape(2, 2).tolist() == want.tolist()
+        row = objs[(objs["image_id"] == img) & (objs["object_id"] == ob["object_id"])].iloc[0]
+        attrs = ob["attrs"] * data.attr_std + data.attr_mean
+        x0, y0, x1, y1 = row["box2d"]
+        assert attrs[:2] == pytest.approx([(x0 + x1) / 128, (y0 + y1) / 96], abs=1e-4)
+        assert attrs[2] == pytest.approx(np.log(1.0 + ob["object_id"]), abs=1e-4)  # made-up depth 1 m / 2 m
+        assert ob["valid"][:S.N_IMAGE_ATTRS].all()
+        assert not ob["valid"][S.N_IMAGE_ATTRS:].any()  # the fixture has no canonical frame
+    assert data.labels == sorted(COLOURS)
+    # label presence per cell: a label is present where its square fills at least 5 % of the cell (an object
+    # hidden almost entirely still gets its most-filled cell as its lookup target, but no presence)
+    for i, img in enumerate(data.image_ids):
+        inst = np.asarray(Image.open(data_dir / "masks" / f"{img}.png"))
+        for ob in (o for o in data.objects if o["image"] == i):
+            mine = inst == ob["object_id"] + 1
+            cover = np.array([mine[24 * (c // 2):24 * (c // 2 + 1), 32 * (c % 2):32 * (c % 2 + 1)].mean()
+                              for c in range(4)])
+            name = objs[(objs["image_id"] == img) & (objs["object_id"] == ob["object_id"])]["label"].iloc[0]
+            assert data.presence[i, :, data.labels.index(name)].astype(bool).tolist() == (cover >= 0.05).tolist()
+
+
+def test_packed_rows_compute_what_one_question_computes(prepared):
+    _, spec, model, proc, data, _, _ = prepared
+    from PIL import Image
+
+    inner, text = S._text_model(model)
+    segs = data.by_image[0][:3]
+    b = S.make_batch(data, [0], [[segs]], proc.tokenizer.pad_token_id)
+    assert b.input_ids.shape[0] == 1
+    with torch.no_grad():
+        feats = torch.stack(list(inner.get_image_features(pixel_values=data.pixels[[0]].float().unsqueeze(1),
+                                                          return_dict=True).pooler_output))
+        emb = text.get_input_embeddings()(b.input_ids)
+        m = b.input_ids == data.image_token_id
+        emb = emb.masked_scatter(m.unsqueeze(-1).expand_as(emb), feats[b.row_image])
+        pe = text.rotary_emb(emb, b.position_ids)
+        h = emb
+        for layer in text.layers:
+            h = layer(h, attention_mask=b.mask, position_ids=b.position_ids, position_embeddings=pe)
+        packed = model.lm_head(text.norm(h))[0]
+    P, t = len(data.prefix), len(data.prefix)
+    pix = data.pixels[[0]].float().unsqueeze(1)
+    for s in segs:
+        ids = torch.tensor([data.prefix + data.segments[s].ids])
+        with torch.no_grad():
+            alone = model(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pix).logits[0]
+        n = len(data.segments[s].ids)
+        assert torch.allclose(alone[P:P + n], packed[t:t + n], atol=1e-4)
+        t += n
+    # the prompt part is what the processor writes for the question at inference
+    from spatialvlm.train.infer import build_prompt
+
+    sg = data.segments[segs[0]]
+    q = proc.tokenizer.decode(sg.ids[:sg.answer_start]).split("<end_of_utterance>")[0].strip()
+    enc = proc(images=[[Image.new("RGB", (64, 48))]], text=[build_prompt(proc, q)], return_tensors="pt",
+               add_special_tokens=False)
+    assert enc["input_ids"][0].tolist() == data.prefix + sg.ids[:sg.answer_start]
+
+
+def test_answer_loss_covers_answers_only(prepared):
+    _, _, _, proc, data, _, _ = prepared
+    segs = data.by_image[1][:2]
+    b = S.make_batch(data, [1], [[segs]], proc.tokenizer.pad_token_id)
+    got = proc.tokenizer.decode(b.label_ids)
+    want = "".join(proc.tokenizer.decode(data.segments[s].ids[data.segments[s].answer_start:]) for s in segs)
+    assert got == want and "?" not in got and "<end_of_utterance>" in got
+    # every label is predicted from the token just before it
+    for (r, p), tid in zip(b.label_pos.tolist(), b.label_ids.tolist()):
+        assert b.input_ids[r, p + 1] == tid
+
+
+def test_copy_target_is_the_chosen_name_in_the_question(prepared):
+    _, _, _, proc, data, tables, _ = prepared
+    qa = tables[0]
+    choices = [sg for sg in data.segments if sg.copy is not None]
+    assert len(choices) == int((qa["family"] == "choice").sum()) > 0 and data.info["copy_unaligned"] == 0
+    for sg in choices:
+        query, key = sg.copy
+        assert key < sg.answer_start <= query + 1
+        # the token the answer writes after "The" is the first token of the chosen name where the question has it
+        assert sg.ids[query + 1] == sg.ids[key]
+        answer = proc.tokenizer.decode(sg.ids[sg.answer_start:])
+        assert answer.strip().startswith("The " + proc.tokenizer.decode([sg.ids[key]]).strip())
+
+
+def test_lookup_objective_moves_attention_onto_the_named_object(prepared):
+    _, spec, _, proc, data, _, base = prepared
+    from transformers import AutoModelForImageTextToText
+
+    torch.manual_seed(0)
+    model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch.float32)
+    aux = S.AuxHeads(model.config.text_config.hidden_size, len(data.labels))
+    params = list(model.parameters()) + list(aux.modules.parameters())
+    opt = torch.optim.AdamW(params, lr=1e-2)
+    rng = np.random.default_rng(0)
+    first, last = [], []
+    for step in range(40):
+        for imgs, chunks in S.epoch_batches(data, spec, rng):
+            b = S.make_batch(data, imgs, chunks, proc.tokenizer.pad_token_id)
+            out = S.forward(model, aux, data, spec, b, {"lookup": 1.0, "vision": 1.0})
+            opt.zero_grad()
+            out["total"].backward()
+            opt.step()
+            (first if step == 0 else last).append((out["lookup_mass"], out["lookup_chance"]))
+    mass0, chance = np.mean([m for m, _ in first]), np.mean([c for _, c in first])
+    mass1 = np.mean([m for m, _ in last[-3:]])
+    assert mass0 < 2 * chance  # random attention: about the object's share of the context
+    assert mass1 > 0.5 and mass1 > 3 * chance
+
+
+def test_train_saves_a_model_that_answers_and_resumes(data_dir, tmp_path):
+    from spatialvlm.train.infer import answer, load_vlm
+    from spatialvlm.train.trainer import train
+
+    out = tmp_path / "run"
+    r = train(_cfg(data_dir, out, max_steps=4, save_steps=2, save_total_limit=1))
+    assert r.steps == 4 and (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["info"]["trainer"] == "scratch" and len(summary["losses"]) == 4
+    assert all(k in summary["log"][0] for k in ("answer", "vision", "lookup", "object", "pair", "copy"))
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-4"]
+    assert (out / "eval_history.jsonl").exists()
+    vlm = load_vlm(str(out), device="cpu")
+    got = answer(vlm, [_picture()], ["Is the red box to the left of the blue box?"], max_new_tokens=4)
+    assert len(got) == 1 and isinstance(got[0], str)
+    with pytest.raises(FileExistsError):
+        train(_cfg(data_dir, out, max_steps=4))
+    r2 = train(_cfg(data_dir, out, max_steps=6, resume=True))
+    assert r2.steps == 6
+    assert len(json.loads((out / "train_summary.json").read_text())["losses"]) == 6
+
+
+def test_blind_training_sees_one_grey_picture(data_dir, tmp_path):
+    from spatialvlm.train.trainer import train
+
+    r = train(_cfg(data_dir, tmp_path / "blind", max_steps=1, blind=True))
+    assert r.steps == 1
+
+
+def test_set_reads_exponent_floats():
+    from spatialvlm.train.config import parse_set
+
+    assert parse_set(["learning_rate=2e-3", "tiny.tie_embeddings=true", "x=1.5E-4", "name=e3"]) == \
+        {"learning_rate": 0.002, "tiny": {"tie_embeddings": True}, "x": 0.00015, "name": "e3"}
+
+
+def test_config_rejects_what_the_scratch_trainer_cannot_do(data_dir, tmp_path):
+    with pytest.raises(ValueError, match="grounding_rows"):
+        _cfg(data_dir, tmp_path, grounding_rows=2)
+    with pytest.raises(ValueError, match="freeze_vision"):
+        _cfg(data_dir, tmp_path, freeze_vision=True)
+    with pytest.raises(ValueError, match="unknown scratch option"):
+        _cfg(data_dir, tmp_path, scratch={"lookup_layers": 2})
+
+
+def _picture():
+    from PIL import Image
+
+    return Image.new("RGB", (64, 48), (128, 128, 128))
