@@ -168,6 +168,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError("no training data given (--data OUT_DIR, repeatable)")
     if not 0.0 < cfg.spatial_ratio <= 1.0:
         raise ValueError(f"spatial_ratio must be in (0, 1], got {cfg.spatial_ratio}")
+    if cfg.model.startswith("scratch:") and cfg.lora:
+        raise ValueError("a model built from scratch has random weights: train it fully (--full), not with LoRA")
     if cfg.trainer not in TRAINERS:
         raise ValueError(f"trainer must be one of {TRAINERS}, got {cfg.trainer!r}")
     if cfg.trainer == "scratch":
@@ -193,5 +195,3 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"label_noise_std must be >= 0, got {cfg.label_noise_std}")
     if cfg.precision not in ("auto", "bf16", "fp16", "fp32"):
         raise ValueError(f"precision must be auto, bf16, fp16 or fp32, got {cfg.precision!r}")
-    if cfg.model.startswith("scratch:") and cfg.lora:
-        raise ValueError("a model built from scratch has random weights: train it fully (--full), not with LoRA")
