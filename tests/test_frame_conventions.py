@@ -5,8 +5,8 @@ import itertools
 
 import numpy as np
 import pytest
-
 from scenes_synthetic import camera_pose, scene_from_boxes
+
 from spatialvlm.qa.types import UNGATED, GateConfig, compute_truth, evaluate, uses_canonical
 
 POSES = [(-30.0, 4.0), (-10.0, -5.0), (0.0, 0.0), (5.0, 3.0)]  # (pitch, roll) in degrees

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from scenes_synthetic import box_surface, camera_pose
+
 from spatialvlm.geometry.backproject import backproject, project
 from spatialvlm.geometry.boxes import box_distance, gravity_obb, min_area_rect
 from spatialvlm.geometry.canonical import canonical_from_pose, estimate_canonical, frame_from_plane

@@ -1,8 +1,8 @@
 """The ambiguity rule and the QA sampler."""
 
 import numpy as np
-
 from scenes_synthetic import camera_pose, scene_from_boxes
+
 from spatialvlm.qa.naming import label_groups, normalize_label
 from spatialvlm.qa.synth import QAConfig, synthesize_qa
 from spatialvlm.qa.taxonomy import TYPES

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-
 SIDES = ("left", "right", "top", "bottom")
 
 
