@@ -357,10 +357,24 @@ def tables(res: dict, a) -> str:
                   f"within [50, 200]% {d['within_50_200']:+.1f} points, within +-25% {d['success_25']:+.1f} points, "
                   f"MRA {d['mra']:+.1f} points; parsable numbers "
                   f"{pct(res['models']['cpu-tiny']['quantitative_has_number'])}%."]
-    if res.get("training"):
+    scratch = {m: t for m, t in (res.get("training") or {}).items() if t.get("trainer") == "scratch"}
+    if scratch:
+        lines += ["", "## Training (from-scratch trainer)", "",
+                  "Last logged step of each run: answer loss and answer-token accuracy on its training batches, "
+                  "and the attention the lookup heads put on a named object's cells (chance in brackets) and the "
+                  "copy heads on the chosen name.", "",
+                  "| model | steps | epochs | minutes (all) | answer loss | answer-token acc. % | lookup attention % "
+                  "| copy attention % | questions |", "|---|---|---|---|---|---|---|---|---|"]
+        for m, t in scratch.items():
+            g = t["last_log"]
+            lines.append(f"| {m} | {t['steps']} | {t['epochs']} | {t['minutes']} | {g.get('answer', '-')} | "
+                         f"{pct(g.get('answer_token_acc'))} | {pct(g.get('lookup_mass'))} "
+                         f"({pct(g.get('lookup_chance'))}) | {pct(g.get('copy_mass'))} | {t['train_rows']} |")
+    sft = {m: t for m, t in (res.get("training") or {}).items() if t.get("trainer") != "scratch"}
+    if sft:
         lines += ["", "## Training", "", "| model | vision warm-up | QA steps | minutes (all) | last loss | "
                   "training rows | of which grounding |", "|---|---|---|---|---|---|---|"]
-        for m, t in res["training"].items():
+        for m, t in sft.items():
             loss = "-" if t["loss_last"] is None else f"{t['loss_last']:.3f}"
             w = t.get("vision_warmup")
             wu = "-" if not w else (f"{w['steps']} steps, {w['seconds'] / 60:.1f} min, label recall "
@@ -533,9 +547,11 @@ def _headline(r: dict) -> dict:
 def _train_info(out: Path) -> dict:
     s = json.loads((out / "train_summary.json").read_text())
     info = s.get("info", {})
+    last = (s.get("log") or [{}])[-1]  # the from-scratch trainer's last logged step (auxiliary losses included)
     return {"steps": s.get("steps"), "minutes": round(s.get("seconds", 0) / 60, 1), "loss_last": s.get("loss_last"),
             "train_rows": info.get("train_rows"), "grounding_rows": info.get("grounding_rows"),
-            "vision_warmup": info.get("vision_warmup")}
+            "vision_warmup": info.get("vision_warmup"), "trainer": info.get("trainer", "sft"),
+            "epochs": s.get("epochs"), "last_log": last}
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ output, the same files a user's ``synth`` run writes):
   attention on that object's image tokens (the lookup a model trained from nothing never found by itself);
   ``object``: the hidden state there must tell the object's position, depth and size;
   ``pair``: at the last prompt token, the hidden state must tell how the two named objects differ in those
-  attributes, in the order the record names them.
+  attributes, in the order the record names them;
+  ``copy``: for choice answers ("The NAME."), some heads of one decoder layer must attend, from the position that
+  writes the name, to that name's first token in the question (so the answer copies a name that was asked about).
   The answer itself still has to come from the language model: nothing of this is used at inference, where the
   saved model is a plain ``Idefics3ForConditionalGeneration``.
 
