@@ -213,6 +213,8 @@ def test_train_saves_a_model_that_answers_and_resumes(data_dir, tmp_path):
     r2 = train(_cfg(data_dir, out, max_steps=6, resume=True))
     assert r2.steps == 6
     assert len(json.loads((out / "train_summary.json").read_text())["losses"]) == 6
+    live = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in live] == [1, 2, 3, 4, 5, 6]  # progress written as it goes, resumed run appended
 
 
 def test_blind_training_sees_one_grey_picture(data_dir, tmp_path):
@@ -236,6 +238,15 @@ def test_config_rejects_what_the_scratch_trainer_cannot_do(data_dir, tmp_path):
         _cfg(data_dir, tmp_path, freeze_vision=True)
     with pytest.raises(ValueError, match="unknown scratch option"):
         _cfg(data_dir, tmp_path, scratch={"lookup_layers": 2})
+    with pytest.raises(ValueError, match="trainer 'scratch'"):
+        _cfg(data_dir, tmp_path, trainer="sft")  # scratch options left behind would be ignored silently
+
+
+def test_earlier_cpu_tiny_recipe_resolves(tmp_path):
+    from spatialvlm.train.config import resolve_config
+
+    cfg = resolve_config("cpu-tiny-sft", {"data": ["d"], "out": str(tmp_path / "m")})
+    assert cfg.trainer == "sft" and not cfg.scratch and cfg.vision_warmup_minutes == 10 and cfg.grounding_rows == 3
 
 
 def _picture():

@@ -8,6 +8,15 @@ from pathlib import Path
 import typer
 
 
+def _show_progress() -> None:
+    """Training's own progress lines (data preparation, the from-scratch trainer's logged steps) go to stderr."""
+    import logging
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("spatialvlm.train").setLevel(logging.INFO)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
@@ -44,6 +53,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"{clash} given both as a flag and with --set")
         overrides.update(extra)
         cfg = resolve_config(preset, overrides)
+        _show_progress()
         res = train(cfg)
         typer.echo(json.dumps({"out": str(res.out_dir), "steps": res.steps, "train_loss": res.train_loss,
                                "train_rows": res.train_rows, "seconds": round(res.seconds, 1),

@@ -172,6 +172,9 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError("a model built from scratch has random weights: train it fully (--full), not with LoRA")
     if cfg.trainer not in TRAINERS:
         raise ValueError(f"trainer must be one of {TRAINERS}, got {cfg.trainer!r}")
+    if cfg.scratch and cfg.trainer != "scratch":
+        raise ValueError(f"scratch options {sorted(cfg.scratch)} are for trainer 'scratch' (set trainer: scratch, "
+                         f"or drop them), not {cfg.trainer!r}")
     if cfg.trainer == "scratch":
         from spatialvlm.train.scratch import ScratchSpec
 

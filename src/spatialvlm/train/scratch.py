@@ -814,6 +814,8 @@ def train_scratch(cfg: TrainConfig):
                        **{k: round(float(np.mean(v)), 4) for k, v in running.items()}}
                 state.losses.append(rec)
                 running = {}
+                with open(out_dir / "train_log.jsonl", "a") as f:  # live progress, one line per logged step
+                    f.write(json.dumps(rec) + "\n")
                 log.info("step %d: %s", state.step, {k: v for k, v in rec.items() if k != "step"})
             if cfg.save_steps and state.step % cfg.save_steps == 0:
                 state.seconds = time.monotonic() - t0
