@@ -14,7 +14,7 @@ Results go to WORK/results.json and WORK/results.md. Every stage is skipped when
 interrupted run continues where it stopped (delete WORK, or pass --fresh, to start over).
 
     python scripts/cpu_tiny_experiment.py --quick            # smoke test, a few minutes
-    python scripts/cpu_tiny_experiment.py --work out/cpu_tiny  # the full experiment (~2.5 h on 2 cores)
+    python scripts/cpu_tiny_experiment.py --work out/cpu_tiny  # the full experiment (~1 h 50 min on 2 cores)
 
 Models train side by side (--parallel 2, one thread each) within their --minutes budget; --set passes training
 options to every model (the preset's answer form and grounding rows apply to the blind model as well).

@@ -1,5 +1,5 @@
-"""The CPU experiment script end to end at `--quick` sizes (render, synth, vision warm-up, cpu-tiny, blind model,
-noise ablation, evaluation, tables). Slow (minutes): `make test-slow`."""
+"""The CPU experiment script end to end at `--quick` sizes (render, synth, cpu-tiny with the from-scratch trainer,
+blind model, noise ablation, evaluation, probes, tables). Slow (minutes): `make test-slow`."""
 
 from __future__ import annotations
 
@@ -25,10 +25,14 @@ def test_quick_experiment_runs_end_to_end(tmp_path):
     assert {"cpu-tiny", "blind (same model, blank images)", "blind (per-type majority / median)"} <= set(models)
     for m in models.values():
         assert 0.0 <= m["qualitative_accuracy"] <= 1.0 and m["n"] == res["setup"]["test_questions"]
-    # the warm-up ran for the image model (its share of the budget) and not for the blind one
-    assert res["training"]["cpu-tiny"]["vision_warmup"]["steps"] >= 1
-    assert res["training"]["blind"]["vision_warmup"] is None
+    for name in ("cpu-tiny", "blind"):
+        t = res["training"][name]
+        assert t["trainer"] == "scratch" and t["steps"] >= 1 and "lookup_mass" in t["last_log"]
+    # the lookup probe measured both models on held-out scenes, against the same chance level
+    probe = res["lookup_probe"]
+    assert probe["cpu-tiny"]["names"] > 0 and probe["cpu-tiny"]["chance"] == pytest.approx(probe["blind"]["chance"])
     assert set(res["ablation"]) == {"0 (exact)", "0.2"}
     md = (work / "results.md").read_text()
-    assert "## Label-noise ablation" in md and "## Per question type" in md and "vision warm-up" in md.lower()
+    for heading in ("## Label-noise ablation", "## Per question type", "## Lookup probe", "from-scratch trainer"):
+        assert heading in md
     assert len((work / "predictions.jsonl").read_text().splitlines()) == res["setup"]["test_questions"]
