@@ -146,6 +146,14 @@ def qa_lookup(data_paths: list[str], columns: list[str] | None = None, required:
     return lookup
 
 
+def choose_heldout_ids(image_ids, n_images: int, seed: int) -> set:
+    """``n_images`` (at most a fifth, at least one) of the distinct ids, drawn with ``seed`` from their sorted list:
+    the held-out images of both trainers. Needs at least two ids."""
+    ids = sorted(set(image_ids))
+    n = min(n_images, max(1, len(ids) // 5))
+    return set(np.random.default_rng(seed).choice(ids, size=n, replace=False).tolist())
+
+
 def split_heldout(ds, n_images: int, seed: int):
     """(train, heldout) with every row of ``n_images`` randomly chosen images in heldout."""
     if n_images <= 0:
@@ -153,9 +161,7 @@ def split_heldout(ds, n_images: int, seed: int):
     ids = sorted({i for i in ds["image_id"] if i is not None})
     if len(ids) < 2:
         raise ValueError(f"need at least 2 distinct images to hold some out for evaluation, found {len(ids)}")
-    n = min(n_images, max(1, len(ids) // 5))
-    rng = np.random.default_rng(seed)
-    held = set(rng.choice(ids, size=n, replace=False).tolist())
+    held = choose_heldout_ids(ids, n_images, seed)
     col = ds["image_id"]
     train_idx = [i for i, v in enumerate(col) if v not in held]
     held_idx = [i for i, v in enumerate(col) if v in held]

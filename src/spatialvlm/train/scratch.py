@@ -226,15 +226,6 @@ def training_texts(qa, answer_form: str) -> list[str]:
     return out
 
 
-def heldout_image_ids(image_ids: list[str], n_images: int, seed: int) -> set[str]:
-    """The same choice as ``data.split_heldout``: ``n_images`` (at most a fifth) of the sorted ids, seeded."""
-    ids = sorted(set(image_ids))
-    if n_images <= 0 or len(ids) < 2:
-        return set()
-    n = min(n_images, max(1, len(ids) // 5))
-    return set(np.random.default_rng(seed).choice(ids, size=n, replace=False).tolist())
-
-
 _WORD = r"(?<![A-Za-z0-9]){}(?![A-Za-z0-9])"
 
 
@@ -359,8 +350,9 @@ def prepare(cfg: TrainConfig, spec: ScratchSpec, processor, tables, exclude: set
         pids, offsets = penc["input_ids"][k], penc["offset_mapping"][k]
         names = [str(x) for x in (r["objects"] if r["objects"] is not None else [])]
         oids = [int(x) for x in (r["object_ids"] if r["object_ids"] is not None else [])]
+        spans = name_spans(q, names)
         found = []
-        for span, oid in zip(name_spans(q, names), oids):
+        for span, oid in zip(spans, oids):
             ob = obj_index.get((r["root"], str(r["image_id"]), oid))
             end = None if span is None else span[1] + 1  # +1: the leading space of the prompt text
             tpos = None if end is None else next((t for t, (a, b) in enumerate(offsets) if a < end <= b), None)
@@ -371,7 +363,7 @@ def prepare(cfg: TrainConfig, spec: ScratchSpec, processor, tables, exclude: set
             stats["names_found"] += 1
         copy = None
         if str(r["family"]) == "choice" and answers[k] == f"The {r['truth']}." and str(r["truth"]) in names:
-            span = name_spans(q, names)[names.index(str(r["truth"]))]
+            span = spans[names.index(str(r["truth"]))]
             src = None if span is None else next((t for t, (a, b) in enumerate(offsets) if a <= span[0] + 1 < b), None)
             # " The NAME.": the answer token where the name starts, and the token that predicts it
             dst = next((t for t, (a, b) in enumerate(aenc["offset_mapping"][k]) if a <= 5 < b), None)
@@ -533,19 +525,13 @@ class AuxHeads:
                                             "pair": self.pair})
 
 
-def _rotate_half(x):
-    import torch
-
-    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
-    return torch.cat((-x2, x1), dim=-1)
-
-
 def attention_mass(text, layer_idx: int, hidden: list, pos_emb, mask, qpos, target, n_heads: int):
     """Attention of the first ``n_heads`` heads of decoder layer ``layer_idx`` from the query tokens ``qpos``
     ((M, 2): row, position) onto ``target`` ((M, L) weights over the key positions), recomputed from that layer's
     input exactly as the layer computes it (rotary positions, grouped keys, the block mask). Returns the mass
     (M, heads) and the keys each query may see (M, L)."""
     import torch
+    from transformers.models.llama.modeling_llama import rotate_half  # Idefics3's text model is a Llama
 
     layer = text.layers[layer_idx]
     attn = layer.self_attn
@@ -555,9 +541,9 @@ def attention_mass(text, layer_idx: int, hidden: list, pos_emb, mask, qpos, targ
     cos, sin = pos_emb
     rows = qpos[:, 0]
     q = attn.q_proj(x[rows, qpos[:, 1]]).view(len(qpos), -1, hd)[:, :nh]  # (M, nh, hd)
-    q = q * cos[rows, qpos[:, 1]].unsqueeze(1) + _rotate_half(q) * sin[rows, qpos[:, 1]].unsqueeze(1)
+    q = q * cos[rows, qpos[:, 1]].unsqueeze(1) + rotate_half(q) * sin[rows, qpos[:, 1]].unsqueeze(1)
     k = attn.k_proj(x).view(x.shape[0], x.shape[1], -1, hd)[:, :, torch.arange(nh) // attn.num_key_value_groups]
-    k = k * cos.unsqueeze(2) + _rotate_half(k) * sin.unsqueeze(2)  # (R, L, nh, hd): once per row
+    k = k * cos.unsqueeze(2) + rotate_half(k) * sin.unsqueeze(2)  # (R, L, nh, hd): once per row
     parts, order = [], []
     for r in torch.unique(rows).tolist():  # each query against the keys of its own row
         sel = torch.nonzero(rows == r).squeeze(-1)
@@ -706,6 +692,7 @@ def train_scratch(cfg: TrainConfig):
     """Train ``cfg.model`` (``scratch:idefics3``) with this module's recipe; same outputs as ``trainer.train``."""
     import torch
 
+    from spatialvlm.train.data import choose_heldout_ids
     from spatialvlm.train.trainer import (
         TrainResult,
         _has_model_files,
@@ -731,7 +718,8 @@ def train_scratch(cfg: TrainConfig):
 
     tables = read_tables(cfg.data)
     qa = tables[0]
-    held = heldout_image_ids(qa["image_id"].astype(str).tolist(), cfg.eval_images, cfg.seed)
+    ids = set(qa["image_id"].astype(str))
+    held = choose_heldout_ids(ids, cfg.eval_images, cfg.seed) if cfg.eval_images > 0 and len(ids) >= 2 else set()
     train_qa = qa[~qa["image_id"].astype(str).isin(held)]
     if not len(train_qa):
         raise ValueError("no training questions left after holding out evaluation images")
@@ -779,7 +767,6 @@ def train_scratch(cfg: TrainConfig):
     steps_per_epoch = math.ceil(sum(1 for s in data.by_image if s) / spec.images_per_step)
     max_steps = cfg.max_steps if cfg.max_steps and cfg.max_steps > 0 else int(cfg.num_train_epochs * steps_per_epoch)
     pad_id = processor.tokenizer.pad_token_id or 0
-    history: list[dict] = []
     model.train()
     t0 = time.monotonic() - state.seconds
     log.info("scratch training: %d images, %d questions, %d objects; %d steps per epoch, budget %s",
@@ -821,9 +808,7 @@ def train_scratch(cfg: TrainConfig):
                 state.seconds = time.monotonic() - t0
                 _checkpoint(model, processor, aux, opt, state, cfg, out_dir)
             if eval_items and cfg.eval_steps and state.step % cfg.eval_steps == 0:
-                model.eval()
-                history.append(heldout_eval(model, processor, eval_items, cfg, out_dir, state.step))
-                model.train()
+                heldout_eval(model, processor, eval_items, cfg, out_dir, state.step)  # appends eval_history.jsonl
         else:
             state.epoch += 1
             continue

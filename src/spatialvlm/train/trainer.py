@@ -230,13 +230,8 @@ def _callbacks(cfg: TrainConfig, out_dir: Path, eval_items: list[dict] | None, p
                 cfg.save(ckpt / "train_config.yaml")
 
     class HeldoutAccuracy(TrainerCallback):
-        def __init__(self):
-            self.history: list[dict] = []
-
         def run(self, model, step: int) -> dict:
-            agg = heldout_eval(model, processor, eval_items or [], cfg, out_dir, step)
-            self.history.append(agg)
-            return agg
+            return heldout_eval(model, processor, eval_items or [], cfg, out_dir, step)
 
         def on_step_end(self, args, state, control, model=None, **kw):
             if eval_items and cfg.eval_steps and state.global_step % cfg.eval_steps == 0:
@@ -341,14 +336,14 @@ def load_model_and_processor(cfg: TrainConfig, train_rows=None, out_dir: Path | 
 
 
 def train(cfg: TrainConfig) -> TrainResult:
-    import torch
-    from transformers.trainer_utils import get_last_checkpoint
-    from trl import SFTConfig, SFTTrainer
-
     if cfg.trainer == "scratch":
         from spatialvlm.train.scratch import train_scratch
 
         return train_scratch(cfg)
+    import torch
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig, SFTTrainer
+
     t0 = time.time()
     if cfg.torch_threads:
         torch.set_num_threads(int(cfg.torch_threads))
