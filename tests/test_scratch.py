@@ -253,3 +253,20 @@ def _picture():
     from PIL import Image
 
     return Image.new("RGB", (64, 48), (128, 128, 128))
+
+
+def test_train_command_shows_training_progress():
+    import logging
+
+    from spatialvlm.train.commands import _show_progress
+
+    logger = logging.getLogger("spatialvlm.train")
+    before = logger.level
+    try:
+        logger.setLevel(logging.WARNING)
+        _show_progress()
+        # the from-scratch trainer's per-step lines and the data preparation reach the terminal
+        assert logging.getLogger("spatialvlm.train.scratch").isEnabledFor(logging.INFO)
+        assert logging.getLogger().handlers
+    finally:
+        logger.setLevel(before)
