@@ -69,6 +69,9 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-test-questions", type=int, default=3000,
                     help="score a seeded random sample of this many held-out questions (0 = all)")
+    ap.add_argument("--seen-questions", type=int, default=1000,
+                    help="also score cpu-tiny on this many questions about its training scenes (0 = skip)")
+    ap.add_argument("--eval-threads", type=int, default=2, help="torch threads for evaluation (after training)")
     ap.add_argument("--data-only", action="store_true", help="render and synthesize, then stop")
     a = ap.parse_args(argv)
     if a.quick:
@@ -76,6 +79,7 @@ def parse_args(argv=None):
         a.minutes = 0.5
         a.ablation_minutes = 0.3
         a.noise = "0.2"
+        a.seen_questions = min(a.seen_questions, 40)
         if a.work == Path("out/cpu_tiny_experiment"):
             a.work = Path("out/cpu_tiny_quick")
     a.noise_levels = [float(x) for x in a.noise.split(",") if x.strip()]
@@ -263,10 +267,12 @@ def grounding_probe(model_dir: Path, data: Path, batch: int, limit: int = 400) -
     return out
 
 
-def lookup_probes(models: Path, data: Path, a) -> dict | None:
-    """For models trained with the from-scratch recipe: the attention their lookup heads put on a named object's
-    image tokens in held-out scenes (``spatialvlm.train.scratch.lookup_probe``), for cpu-tiny with the real
-    pictures and for the blind model with its grey one. None for the SFT recipe."""
+def lookup_probes(models: Path, data: Path, a, train_data: Path | None = None) -> dict | None:
+    """For models trained with the from-scratch recipe, what each stage reads off the picture
+    (``spatialvlm.train.scratch.lookup_probe``: lookup attention on a named object's cells, the object head's
+    readout at the name, the pair head's sign at the end of the question): cpu-tiny on held-out scenes, on scenes
+    it trained on (``train_data``, to tell learning from memorising) and the blind model with its grey picture.
+    None for the SFT recipe."""
     from spatialvlm.train.config import TrainConfig
     from spatialvlm.train.scratch import lookup_probe
 
@@ -274,9 +280,34 @@ def lookup_probes(models: Path, data: Path, a) -> dict | None:
         return None
     n = 40 if a.quick else 200
     out = {"cpu-tiny": lookup_probe(models / "cpu-tiny", [str(data)], max_images=n)}
+    if train_data is not None:
+        seen = _seen_image_ids(models / "cpu-tiny", train_data, n, a.seed)
+        out["cpu-tiny, training scenes"] = lookup_probe(models / "cpu-tiny", [str(train_data)], images=seen)
     if not a.no_blind_model:
         out["blind"] = lookup_probe(models / "blind", [str(data)], max_images=n, blind=True)
     return out
+
+
+def _seen_image_ids(model_dir: Path, train_data: Path, n: int, seed: int) -> list[str]:
+    """``n`` random training images the model trained on (not among those it held out for its own evaluation)."""
+    import pandas as pd
+
+    held = set(json.loads((model_dir / "train_summary.json").read_text()).get("info", {}).get("heldout_images") or [])
+    ids = sorted(set(pd.read_parquet(train_data / "qa.parquet", columns=["image_id"])["image_id"].astype(str)) - held)
+    pick = np.random.default_rng(seed).choice(len(ids), size=min(n, len(ids)), replace=False)
+    return [ids[i] for i in sorted(pick)]
+
+
+def seen_items(model_dir: Path, train_data: Path, n: int, seed: int) -> list[dict]:
+    """``n`` random questions about training images the model trained on, as evaluation items."""
+    from spatialvlm.train.data import attach_truth, load_rows
+
+    held = set(json.loads((model_dir / "train_summary.json").read_text()).get("info", {}).get("heldout_images") or [])
+    ds = load_rows([str(train_data)])
+    ids = [str(x) for x in ds["image_id"]]
+    ok = [i for i, x in enumerate(ids) if x not in held]
+    pick = sorted(np.random.default_rng(seed).choice(len(ok), size=min(n, len(ok)), replace=False))
+    return attach_truth(ds.select([ok[i] for i in pick]), [str(train_data)])
 
 
 def majority_answers(train_data: Path, items: list[dict]) -> list[str]:
@@ -386,6 +417,21 @@ def tables(res: dict, a) -> str:
     for g, prefixes in GROUPS.items():
         n, cells = _pooled(res, models, lambda t, r: t.startswith(prefixes))
         lines.append(f"| {g} | {n} | " + " | ".join(cells) + " |")
+    if res.get("seen"):
+        both = {"models": {"held-out scenes": res["models"]["cpu-tiny"], "training scenes": res["seen"]}}
+        lines += ["", "## cpu-tiny on scenes it trained on (seen) and on held-out scenes", "",
+                  "Learning shows as the same accuracy on both, memorising as a gap.", "",
+                  "| group | held-out n | held-out % | seen n | seen % |", "|---|---|---|---|---|"]
+        for g, prefixes in list(GROUPS.items()) + [("all qualitative", None)]:
+            row = []
+            for m in both["models"]:
+                n, cells = _pooled(both, [m], lambda t, r: "accuracy" in r and (prefixes is None or t.startswith(prefixes)))
+                row += [str(n), cells[0]]
+            lines.append(f"| {g} | " + " | ".join(row) + " |")
+        h = res["seen"]
+        lines.append(f"| quantitative: parsable / within [50, 200]% / +-25% | | | | "
+                     f"{pct(h['quantitative_has_number'])} / {pct(h['quantitative_within_50_200'])} / "
+                     f"{pct(h.get('quantitative_success_25'))} |")
     lines += ["", "## Qualitative accuracy by answer form (held-out)", "",
               "Choice questions (\"which is taller, A or B?\") can be answered from category priors whatever the "
               "order of the names; predicates (\"is A taller than B?\") and classify questions (\"is A taller or "
@@ -411,6 +457,19 @@ def tables(res: dict, a) -> str:
                   "| model | names | attention on the named object % | chance % |", "|---|---|---|---|"]
         for m, r in lp.items():
             lines.append(f"| {m} | {r['names']} | {pct(r['mass'])} | {pct(r['chance'])} |")
+        heads = {m: r for m, r in lp.items() if r.get("object_r") or r.get("pair_sign")}
+        if heads:
+            attrs = list(next(iter(heads.values())).get("object_r") or next(iter(heads.values()))["pair_sign"])
+            lines += ["", f"What the thrown-away heads read: Pearson r of the object head (after decoder layer "
+                      f"{m0['object_layer']}, at each name) with the object's true attribute, and how often the "
+                      f"pair head (after layer {m0['pair_layer']}, at the last prompt token) gets the sign of the "
+                      "difference between the two named objects right (chance 50 %).", "",
+                      "| model | " + " | ".join(f"{x}: r / sign %" for x in attrs) + " |",
+                      "|---|" + "---|" * len(attrs)]
+            for m, r in heads.items():
+                cells = [f"{(r.get('object_r') or {}).get(x, float('nan')):.2f} / "
+                         f"{pct((r.get('pair_sign') or {}).get(x))}" for x in attrs]
+                lines.append(f"| {m} | " + " | ".join(cells) + " |")
     lines += ["", "## Per question type (held-out)", "",
               "| type | family | n | " + " | ".join(models) + " |", "|---|---|---|" + "---|" * len(models)]
     types = sorted(res["models"][models[0]]["by_type"])
@@ -487,12 +546,16 @@ def main(argv=None) -> dict:
             ablation[str(std)] = name
             jobs.append((name, a.ablation_minutes, {"label_noise_std": std}))
     train_models(jobs, a, data_train)
+    torch.set_num_threads(a.eval_threads)
 
     models = a.work / "models"
     preds["cpu-tiny"] = predict(models / "cpu-tiny", items, False, a.eval_batch)
     res["models"]["cpu-tiny"] = evaluate(items, preds["cpu-tiny"])
     res["grounding_probe"] = grounding_probe(models / "cpu-tiny", data_test, a.eval_batch)
-    res["lookup_probe"] = lookup_probes(models, data_test, a)
+    res["lookup_probe"] = lookup_probes(models, data_test, a, data_train)
+    if a.seen_questions:
+        seen = seen_items(models / "cpu-tiny", data_train, a.seen_questions, a.seed)
+        res["seen"] = evaluate(seen, predict(models / "cpu-tiny", seen, False, a.eval_batch))
     m = "cpu-tiny, another scene's image (diagnostic)"
     preds[m] = predict(models / "cpu-tiny", items, False, a.eval_batch, images=swapped_images(items, a.seed))
     res["models"][m] = evaluate(items, preds[m])

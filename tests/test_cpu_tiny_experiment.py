@@ -31,8 +31,15 @@ def test_quick_experiment_runs_end_to_end(tmp_path):
     # the lookup probe measured both models on held-out scenes, against the same chance level
     probe = res["lookup_probe"]
     assert probe["cpu-tiny"]["names"] > 0 and probe["cpu-tiny"]["chance"] == pytest.approx(probe["blind"]["chance"])
+    # ... and read the saved auxiliary heads: object-head correlations and pair-head signs, also on training scenes
+    for name in ("cpu-tiny", "cpu-tiny, training scenes", "blind"):
+        assert set(probe[name]["object_r"]) <= {"x_image", "y_image", "log_depth", "z_center", "log_height",
+                                                "log_volume"} and "x_image" in probe[name]["object_r"]
+        assert all(0.0 <= v <= 1.0 for v in probe[name]["pair_sign"].values())
+    assert 0 < res["seen"]["n"] <= 40
     assert set(res["ablation"]) == {"0 (exact)", "0.2"}
     md = (work / "results.md").read_text()
-    for heading in ("## Label-noise ablation", "## Per question type", "## Lookup probe", "from-scratch trainer"):
+    for heading in ("## Label-noise ablation", "## Per question type", "## Lookup probe", "from-scratch trainer",
+                    "What the thrown-away heads read", "scenes it trained on"):
         assert heading in md
     assert len((work / "predictions.jsonl").read_text().splitlines()) == res["setup"]["test_questions"]

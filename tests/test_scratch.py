@@ -216,6 +216,20 @@ def test_train_saves_a_model_that_answers_and_resumes(data_dir, tmp_path):
     live = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in live] == [1, 2, 3, 4, 5, 6]  # progress written as it goes, resumed run appended
 
+    # the finished run keeps its auxiliary heads for probes; the probe reads them (negating the pair head flips
+    # every sign it reports, so the numbers come from the saved heads)
+    probe = S.lookup_probe(out, [str(data_dir)])
+    assert probe["names"] > 0 and 0.0 <= probe["mass"] <= 1.0
+    assert "x_image" in probe["object_r"] and -1.0 <= probe["object_r"]["x_image"] <= 1.0
+    assert probe["pairs"] > 0 and all(0.0 <= v <= 1.0 for v in probe["pair_sign"].values())
+    heads = torch.load(out / S.HEADS_FILE, weights_only=False)
+    heads["aux"] = {k: (-v if k.startswith("pair.") else v) for k, v in heads["aux"].items()}
+    torch.save(heads, out / S.HEADS_FILE)
+    flipped = S.lookup_probe(out, [str(data_dir)])
+    for k, v in probe["pair_sign"].items():
+        assert flipped["pair_sign"][k] == pytest.approx(1.0 - v)
+    assert flipped["object_r"] == pytest.approx(probe["object_r"])
+
 
 def test_blind_training_sees_one_grey_picture(data_dir, tmp_path):
     from spatialvlm.train.trainer import train

@@ -50,6 +50,9 @@ ATTRIBUTES = (
     "log_width", "log_height", "log_volume", "z_bottom", "z_center", "forward", "right",  # canonical frame only
 )
 N_IMAGE_ATTRS = 5
+HEADS_FILE = "scratch_heads.pt"  # the auxiliary heads of a finished run (probes only; inference does not read it)
+# attributes whose readouts the probe reports
+PROBE_ATTRS = ("x_image", "y_image", "log_depth", "z_center", "log_height", "log_volume")
 
 
 @dataclass
@@ -629,7 +632,9 @@ def forward(model, aux: AuxHeads, data: ScratchData, spec: ScratchSpec, batch: B
         hs = hidden[spec.object_layer][npos[:, 0], npos[:, 1]].float()
         tgt = torch.from_numpy(np.stack([data.objects[o]["attrs"] for o in batch.name_obj]))
         ok = torch.from_numpy(np.stack([data.objects[o]["valid"] for o in batch.name_obj])).float()
-        out["object"] = attr_loss(aux.object(hs), tgt, ok)
+        pred = aux.object(hs)
+        out["object"] = attr_loss(pred, tgt, ok)
+        out["_object"] = (pred.detach(), tgt, ok)  # for probes; keys with "_" are not logged
         total = total + weights["object"] * out["object"]
 
     if len(batch.pair_obj) and weights.get("pair", 0) > 0:
@@ -638,7 +643,9 @@ def forward(model, aux: AuxHeads, data: ScratchData, spec: ScratchSpec, batch: B
         a = np.stack([data.objects[x]["attrs"] for x, _ in batch.pair_obj])
         b = np.stack([data.objects[y]["attrs"] for _, y in batch.pair_obj])
         ok = np.stack([data.objects[x]["valid"] & data.objects[y]["valid"] for x, y in batch.pair_obj])
-        out["pair"] = attr_loss(aux.pair(hs), torch.from_numpy(a - b), torch.from_numpy(ok).float())
+        pred, tgt, ok = aux.pair(hs), torch.from_numpy(a - b), torch.from_numpy(ok).float()
+        out["pair"] = attr_loss(pred, tgt, ok)
+        out["_pair"] = (pred.detach(), tgt, ok)
         total = total + weights["pair"] * out["pair"]
 
     out["total"] = total
@@ -794,6 +801,8 @@ def train_scratch(cfg: TrainConfig):
             opt.step()
             state.step += 1
             for k, v in losses.items():
+                if k.startswith("_"):
+                    continue
                 running.setdefault(k, []).append(float(v.detach()) if hasattr(v, "detach") else float(v))
             if state.step % max(1, cfg.logging_steps) == 0:
                 rec = {"step": state.step, "epoch": round(state.step / steps_per_epoch, 3),
@@ -817,6 +826,8 @@ def train_scratch(cfg: TrainConfig):
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     cfg.save(out_dir / "train_config.yaml")
+    torch.save({"aux": aux.modules.state_dict(), "attr_mean": data.attr_mean, "attr_std": data.attr_std,
+                "attributes": list(ATTRIBUTES), "labels": data.labels}, out_dir / HEADS_FILE)
     final_eval = heldout_eval(model, processor, eval_items, cfg, out_dir, state.step) if eval_items else None
     seconds = time.monotonic() - t_start
     losses = [r.get("answer") for r in state.losses]
@@ -846,11 +857,21 @@ def _checkpoint(model, processor, aux: AuxHeads, opt, state: ScratchState, cfg: 
         shutil.rmtree(d)
 
 
-def lookup_probe(model_dir: str | Path, data_paths: list[str], max_images: int = 200, blind: bool = False) -> dict:
-    """How well a model trained with this recipe finds a named object on other pictures (e.g. held-out scenes):
-    the share of attention its lookup heads put, from the last token of each object name in the questions, on
-    that object's image tokens (``mass``), next to the share those tokens are of what the heads can see
-    (``chance``, the value for uniform attention). ``blind`` shows every question the grey picture instead."""
+def lookup_probe(model_dir: str | Path, data_paths: list[str], max_images: int = 200, blind: bool = False,
+                 images: list[str] | None = None) -> dict:
+    """What a model trained with this recipe reads off other pictures (e.g. held-out scenes), stage by stage:
+
+    * ``mass``: the share of attention its lookup heads put, from the last token of each object name in the
+      questions, on that object's image tokens, next to ``chance``, the share those tokens are of what the heads can
+      see (the value for uniform attention);
+    * ``object_r`` (when the run saved its auxiliary heads, ``scratch_heads.pt``): Pearson r between the object
+      head's readout at each name and the object's true attribute (x / y in the image, depth, height, size);
+    * ``pair_sign``: how often the pair head, at the last prompt token of a two-object question, gets the sign of
+      the difference between the two objects right, per attribute (pairs whose true difference is under 0.1
+      standard deviation are left out); 0.5 is chance.
+
+    ``blind`` shows every question the grey picture instead. ``images`` picks the image ids to probe (default: the
+    first ``max_images`` in id order)."""
     import dataclasses
 
     import torch
@@ -863,20 +884,51 @@ def lookup_probe(model_dir: str | Path, data_paths: list[str], max_images: int =
     model = AutoModelForImageTextToText.from_pretrained(str(model_dir), dtype=torch.float32).eval()
     processor = AutoProcessor.from_pretrained(str(model_dir))
     qa, objs, scenes = read_tables(cfg.data)
-    keep = sorted(set(scenes["image_id"].astype(str)))[:max_images]
+    keep = sorted(set(images)) if images is not None else sorted(set(scenes["image_id"].astype(str)))[:max_images]
     tables = (qa[qa["image_id"].astype(str).isin(keep)], objs, scenes[scenes["image_id"].astype(str).isin(keep)])
     data = prepare(cfg, spec, processor, tables, set(), model_dir, progress=False)
+    heads = model_dir / HEADS_FILE
     aux = AuxHeads(int(model.config.text_config.hidden_size), len(data.labels))
+    weights = {"lookup": 1.0}
+    if heads.exists():
+        saved = torch.load(heads, weights_only=False)
+        aux.object.load_state_dict({k.split(".", 1)[1]: v for k, v in saved["aux"].items() if k.startswith("object.")})
+        aux.pair.load_state_dict({k.split(".", 1)[1]: v for k, v in saved["aux"].items() if k.startswith("pair.")})
+        weights.update(object=1.0, pair=1.0)
     masses, chances, n = [], [], 0
+    obj, pair = [], []
     with torch.no_grad():
         for imgs, chunks in epoch_batches(data, spec, np.random.default_rng(0), images=list(range(len(data.by_image)))):
             b = make_batch(data, imgs, chunks, processor.tokenizer.pad_token_id or 0)
             if not len(b.name_obj):
                 continue
-            out = forward(model, aux, data, spec, b, {"lookup": 1.0})
+            out = forward(model, aux, data, spec, b, weights)
             k = len(b.name_obj)
             masses.append(out["lookup_mass"] * k)
             chances.append(out["lookup_chance"] * k)
             n += k
-    return {"names": n, "images": len(data.by_image), "mass": sum(masses) / max(1, n),
-            "chance": sum(chances) / max(1, n), "layer": spec.lookup_layer, "heads": spec.lookup_heads}
+            if "_object" in out:
+                obj.append(out["_object"])
+            if "_pair" in out:
+                pair.append(out["_pair"])
+    res = {"names": n, "images": len(data.by_image), "mass": sum(masses) / max(1, n),
+           "chance": sum(chances) / max(1, n), "layer": spec.lookup_layer, "heads": spec.lookup_heads,
+           "object_layer": spec.object_layer, "pair_layer": spec.pair_layer}
+    if obj:
+        pred, tgt, ok = (torch.cat(x).numpy() for x in zip(*obj))
+        res["object_r"] = {}
+        for name in PROBE_ATTRS:
+            j = ATTRIBUTES.index(name)
+            v = ok[:, j] > 0
+            if v.sum() >= 3 and tgt[v, j].std() > 0 and pred[v, j].std() > 0:
+                res["object_r"][name] = float(np.corrcoef(pred[v, j], tgt[v, j])[0, 1])
+    if pair:
+        pred, tgt, ok = (torch.cat(x).numpy() for x in zip(*pair))
+        res["pairs"] = int(len(pred))
+        res["pair_sign"] = {}
+        for name in PROBE_ATTRS:
+            j = ATTRIBUTES.index(name)
+            v = (ok[:, j] > 0) & (np.abs(tgt[:, j]) > 0.1)
+            if v.any():
+                res["pair_sign"][name] = float(np.mean(np.sign(pred[v, j]) == np.sign(tgt[v, j])))
+    return res
