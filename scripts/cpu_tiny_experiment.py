@@ -393,14 +393,17 @@ def tables(res: dict, a) -> str:
         lines += ["", "## Training (from-scratch trainer)", "",
                   "Last logged step of each run: answer loss and answer-token accuracy on its training batches, "
                   "and the attention the lookup heads put on a named object's cells (chance in brackets) and the "
-                  "copy heads on the chosen name.", "",
+                  "copy heads on the chosen name, the gather heads (last prompt token) on the two names, and the "
+                  "image tokens' error on their own cell's position (standardised, mean square).", "",
                   "| model | steps | epochs | minutes (all) | answer loss | answer-token acc. % | lookup attention % "
-                  "| copy attention % | questions |", "|---|---|---|---|---|---|---|---|---|"]
+                  "| copy attention % | gather attention % | position error | questions |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for m, t in scratch.items():
             g = t["last_log"]
             lines.append(f"| {m} | {t['steps']} | {t['epochs']} | {t['minutes']} | {g.get('answer', '-')} | "
                          f"{pct(g.get('answer_token_acc'))} | {pct(g.get('lookup_mass'))} "
-                         f"({pct(g.get('lookup_chance'))}) | {pct(g.get('copy_mass'))} | {t['train_rows']} |")
+                         f"({pct(g.get('lookup_chance'))}) | {pct(g.get('copy_mass'))} | {pct(g.get('gather_mass'))} "
+                         f"| {g.get('position', '-')} | {t['train_rows']} |")
     sft = {m: t for m, t in (res.get("training") or {}).items() if t.get("trainer") != "scratch"}
     if sft:
         lines += ["", "## Training", "", "| model | vision warm-up | QA steps | minutes (all) | last loss | "

@@ -193,6 +193,65 @@ def test_lookup_objective_moves_attention_onto_the_named_object(prepared):
     assert mass1 > 0.5 and mass1 > 3 * chance
 
 
+def test_gather_targets_are_the_two_names_in_record_order(prepared):
+    _, _, _, proc, data, tables, _ = prepared
+    qa = tables[0]
+    two = [sg for sg in data.segments if sg.pair_names is not None]
+    assert len(two) == len(qa) > 0  # every fixture question names two objects
+    for sg, r in zip(data.segments, qa.to_dict("records")):
+        a, b = sg.pair_names
+        assert a < sg.answer_start and b < sg.answer_start and a != b
+        # the name tokens end names A and B of the record (not the first and second in the sentence)
+        where = {ob: tp for tp, ob in sg.names}
+        assert (where[sg.pair[0]], where[sg.pair[1]]) == (a, b)
+        prompt = proc.tokenizer.decode(sg.ids[: sg.answer_start])
+        for pos, name in ((a, r["objects"][0]), (b, r["objects"][1])):
+            upto = proc.tokenizer.decode(sg.ids[: pos + 1])
+            assert upto.endswith(name) and name in prompt
+    segs = data.by_image[0]
+    b = S.make_batch(data, [0], [[segs]], proc.tokenizer.pad_token_id)
+    # one query at the last prompt token of each question, and one more before the written name of a choice answer
+    n_choice = sum(data.segments[s].copy is not None for s in segs)
+    assert len(b.gather_pos) == len(segs) + n_choice
+    for row, q, ka, kb in b.gather_pos.tolist():
+        assert ka < q and kb < q and b.input_ids[row, ka] != data.image_token_id
+    last = {int(p) for _, p in b.pair_pos.tolist()}
+    assert {q for _, q, _, _ in b.gather_pos.tolist()} >= last
+
+
+def _train_objective(prepared, weights: dict, steps: int, key: str):
+    _, spec, _, proc, data, _, base = prepared
+    from transformers import AutoModelForImageTextToText
+
+    torch.manual_seed(0)
+    model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch.float32)
+    aux = S.AuxHeads(model.config.text_config.hidden_size, len(data.labels))
+    opt = torch.optim.AdamW(list(model.parameters()) + list(aux.modules.parameters()), lr=1e-2)
+    rng = np.random.default_rng(0)
+    seen = []
+    for _ in range(steps):
+        for imgs, chunks in S.epoch_batches(data, spec, rng):
+            b = S.make_batch(data, imgs, chunks, proc.tokenizer.pad_token_id)
+            out = S.forward(model, aux, data, spec, b, weights)
+            opt.zero_grad()
+            out["total"].backward()
+            opt.step()
+            seen.append(float(out[key].detach()) if torch.is_tensor(out[key]) else float(out[key]))
+    return seen
+
+
+def test_gather_objective_points_the_last_prompt_token_at_both_names(prepared):
+    seen = _train_objective(prepared, {"gather": 1.0}, 30, "gather_mass")
+    assert seen[0] < 0.3  # random attention over a few dozen tokens
+    assert np.mean(seen[-3:]) > 0.6
+
+
+def test_position_objective_teaches_image_tokens_their_cell(prepared):
+    seen = _train_objective(prepared, {"position": 1.0}, 30, "position")
+    assert seen[0] > 0.5  # standardised targets: an untrained head is off by about their variance
+    assert np.mean(seen[-3:]) < 0.1 * seen[0]
+
+
 def test_train_saves_a_model_that_answers_and_resumes(data_dir, tmp_path):
     from spatialvlm.train.infer import answer, load_vlm
     from spatialvlm.train.trainer import train

@@ -19,7 +19,12 @@ output, the same files a user's ``synth`` run writes):
   ``pair``: at the last prompt token, the hidden state must tell how the two named objects differ in those
   attributes, in the order the record names them;
   ``copy``: for choice answers ("The NAME."), some heads of one decoder layer must attend, from the position that
-  writes the name, to that name's first token in the question (so the answer copies a name that was asked about).
+  writes the name, to that name's first token in the question (so the answer copies a name that was asked about);
+  ``position``: every image token must also tell its own cell's place in the image (a left/right comparison needs
+  where the named objects are, and nothing else asks the vision tower for it);
+  ``gather``: two heads of one decoder layer must attend, from the last prompt token (and, for choice answers, from
+  the token before the name the answer writes), one to the last token of name A, one to that of name B, so the
+  positions read at the names reach the place where the answer is decided.
   The answer itself still has to come from the language model: nothing of this is used at inference, where the
   saved model is a plain ``Idefics3ForConditionalGeneration``.
 
@@ -73,6 +78,9 @@ class ScratchSpec:
     copy_weight: float = 1.0
     copy_layer: int = -1  # decoder layer (-1 = the last) whose first ``copy_heads`` heads point at the chosen name
     copy_heads: int = 1
+    position_weight: float = 0.0  # vision: each image token must also tell its own cell's place (x, y) in the image
+    gather_weight: float = 0.0
+    gather_layer: int = 2  # decoder layer whose first two heads look, from the last prompt token, at names A and B
     workers: int = 2  # processes decoding pictures and maps before training
 
     @classmethod
@@ -99,6 +107,7 @@ class Segment:
     pair: tuple[int, int] | None  # (object A, object B) of a two-object question
     copy: tuple[int, int] | None = None  # choice answers: (token that predicts the answer's name, that name's first
     #                                       token in the question)
+    pair_names: tuple[int, int] | None = None  # two-object questions: last token of name A and of name B
 
 
 @dataclass
@@ -374,14 +383,18 @@ def prepare(cfg: TrainConfig, spec: ScratchSpec, processor, tables, exclude: set
                 copy = (len(pids) + dst - 1, src)
             else:
                 stats["copy_unaligned"] += 1
-        pair = None
+        pair = pair_names = None
         if len(oids) == 2:
             a_ob = obj_index.get((r["root"], str(r["image_id"]), oids[0]))
             b_ob = obj_index.get((r["root"], str(r["image_id"]), oids[1]))
-            if a_ob is not None and b_ob is not None:
+            if a_ob is not None and b_ob is not None and a_ob != b_ob:
                 pair = (a_ob, b_ob)
+                where = {ob: tp for tp, ob in found}
+                if a_ob in where and b_ob in where:
+                    pair_names = (where[a_ob], where[b_ob])
         by_image[i].append(len(segments))
-        segments.append(Segment(i, list(pids) + list(aenc["input_ids"][k]), len(pids), found, pair, copy))
+        segments.append(Segment(i, list(pids) + list(aenc["input_ids"][k]), len(pids), found, pair, copy,
+                                pair_names))
         stats["questions"] += 1
     stats["images"] = n
     stats["objects"] = len(objects)
@@ -427,6 +440,8 @@ class Batch:
     pair_pos: Any  # (P, 2)
     pair_obj: list[tuple[int, int]]
     copy_pos: Any = None  # (C, 3): row, query position, key position
+    gather_pos: Any = None  # (Q, 4): row, query position (the last prompt token; for choice answers also the token
+    #                          before the name the answer writes), name A's and name B's last tokens
     n_answers: int = 0
 
 
@@ -445,6 +460,7 @@ def make_batch(data: ScratchData, image_rows: list[int], seg_lists: list[list[in
     pos = torch.zeros((R, L), dtype=torch.long)
     seg = torch.full((R, L), -1, dtype=torch.long)
     label_pos, label_ids, name_pos, name_obj, pair_pos, pair_obj, copy_pos = [], [], [], [], [], [], []
+    gather_pos = []
     for r, (g, segs) in enumerate(rows):
         ids[r, :P] = torch.tensor(data.prefix)
         pos[r, :P] = torch.arange(P)
@@ -465,6 +481,11 @@ def make_batch(data: ScratchData, image_rows: list[int], seg_lists: list[list[in
             if sg.pair is not None:
                 pair_pos.append((r, t + sg.answer_start - 1))
                 pair_obj.append(sg.pair)
+            if sg.pair_names is not None:
+                a, b = t + sg.pair_names[0], t + sg.pair_names[1]
+                gather_pos.append((r, t + sg.answer_start - 1, a, b))
+                if sg.copy is not None:  # a choice answer decides at the token before the name it writes
+                    gather_pos.append((r, t + sg.copy[0], a, b))
             if sg.copy is not None:
                 copy_pos.append((r, t + sg.copy[0], t + sg.copy[1]))
             t += n
@@ -482,6 +503,7 @@ def make_batch(data: ScratchData, image_rows: list[int], seg_lists: list[list[in
         name_pos=torch.tensor(name_pos, dtype=torch.long).reshape(-1, 2), name_obj=name_obj,
         pair_pos=torch.tensor(pair_pos, dtype=torch.long).reshape(-1, 2), pair_obj=pair_obj,
         copy_pos=torch.tensor(copy_pos, dtype=torch.long).reshape(-1, 3),
+        gather_pos=torch.tensor(gather_pos, dtype=torch.long).reshape(-1, 4),
         n_answers=sum(1 for _, segs in rows for _ in segs),
     )
 
@@ -524,15 +546,16 @@ class AuxHeads:
         self.depth = torch.nn.Linear(hidden, 1)
         self.object = torch.nn.Linear(hidden, len(ATTRIBUTES))
         self.pair = torch.nn.Linear(hidden, len(ATTRIBUTES))
+        self.position = torch.nn.Linear(hidden, 2)
         self.modules = torch.nn.ModuleDict({"presence": self.presence, "depth": self.depth, "object": self.object,
-                                            "pair": self.pair})
+                                            "pair": self.pair, "position": self.position})
 
 
 def attention_mass(text, layer_idx: int, hidden: list, pos_emb, mask, qpos, target, n_heads: int):
     """Attention of the first ``n_heads`` heads of decoder layer ``layer_idx`` from the query tokens ``qpos``
-    ((M, 2): row, position) onto ``target`` ((M, L) weights over the key positions), recomputed from that layer's
-    input exactly as the layer computes it (rotary positions, grouped keys, the block mask). Returns the mass
-    (M, heads) and the keys each query may see (M, L)."""
+    ((M, 2): row, position) onto ``target`` ((M, L) weights over the key positions, the same for every head, or
+    (M, heads, L), one target per head), recomputed from that layer's input exactly as the layer computes it (rotary
+    positions, grouped keys, the block mask). Returns the mass (M, heads) and the keys each query may see (M, L)."""
     import torch
     from transformers.models.llama.modeling_llama import rotate_half  # Idefics3's text model is a Llama
 
@@ -555,7 +578,8 @@ def attention_mass(text, layer_idx: int, hidden: list, pos_emb, mask, qpos, targ
     scores = torch.cat(parts)[torch.argsort(torch.cat(order))] * attn.scaling  # (M, nh, L)
     allowed = mask[rows, 0, qpos[:, 1]]  # (M, L)
     prob = scores.masked_fill(~allowed.unsqueeze(1), float("-inf")).float().softmax(-1)
-    return (prob * target.unsqueeze(1)).sum(-1), allowed
+    target = target.unsqueeze(1) if target.ndim == 2 else target[:, :nh]
+    return (prob * target).sum(-1), allowed
 
 
 def forward(model, aux: AuxHeads, data: ScratchData, spec: ScratchSpec, batch: Batch, weights: dict[str, float]):
@@ -601,6 +625,14 @@ def forward(model, aux: AuxHeads, data: ScratchData, spec: ScratchSpec, batch: B
         dl = ((aux.depth(f).squeeze(-1) - ld).abs() * ok).sum() / ok.sum().clamp_min(1.0)
         out["vision"] = pl * 10.0 + dl
         total = total + weights["vision"] * out["vision"]
+    if weights.get("position", 0) > 0:
+        # every image token: its own cell's centre, standardised (uniform on [0, 1] has std 1/sqrt(12))
+        gh, gw = data.grid
+        cy, cx = np.meshgrid((np.arange(gh) + 0.5) / gh, (np.arange(gw) + 0.5) / gw, indexing="ij")
+        tgt = torch.from_numpy(((np.stack([cx, cy], -1).reshape(-1, 2) - 0.5) * math.sqrt(12)).astype(np.float32))
+        pred = aux.position(feats.float())  # (G, T, 2)
+        out["position"] = ((pred - tgt) ** 2).mean()
+        total = total + weights["position"] * out["position"]
 
     npos = batch.name_pos
     if len(batch.name_obj) and weights.get("lookup", 0) > 0:
@@ -624,6 +656,18 @@ def forward(model, aux: AuxHeads, data: ScratchData, spec: ScratchSpec, batch: B
         out["copy"] = -torch.log(mass.clamp_min(1e-6)).mean()
         out["copy_mass"] = float(mass.detach().mean())
         total = total + weights["copy"] * out["copy"]
+
+    gp = batch.gather_pos
+    if gp is not None and len(gp) and weights.get("gather", 0) > 0:
+        target = torch.zeros(len(gp), 2, batch.input_ids.shape[1])
+        ar = torch.arange(len(gp))
+        target[ar, 0, gp[:, 2]] = 1.0
+        target[ar, 1, gp[:, 3]] = 1.0
+        mass, _ = attention_mass(text, spec.gather_layer % len(text.layers), hidden, pos_emb, batch.mask,
+                                 gp[:, :2], target, 2)
+        out["gather"] = -torch.log(mass.clamp_min(1e-6)).mean()
+        out["gather_mass"] = float(mass.detach().mean())
+        total = total + weights["gather"] * out["gather"]
 
     def attr_loss(pred, tgt, ok):
         return (((pred - tgt) ** 2) * ok).sum() / ok.sum().clamp_min(1.0)
@@ -766,7 +810,8 @@ def train_scratch(cfg: TrainConfig):
     cfg.save(out_dir / "train_config.yaml")
 
     weights = {"vision": spec.vision_weight, "lookup": spec.lookup_weight, "object": spec.object_weight,
-               "pair": spec.pair_weight, "copy": spec.copy_weight}
+               "pair": spec.pair_weight, "copy": spec.copy_weight, "position": spec.position_weight,
+               "gather": spec.gather_weight}
     budget = (cfg.max_time_minutes or 0.0) * 60.0
     prep_seconds = time.monotonic() - t_start
     if budget:
