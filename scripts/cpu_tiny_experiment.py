@@ -288,11 +288,16 @@ def lookup_probes(models: Path, data: Path, a, train_data: Path | None = None) -
     return out
 
 
+def _heldout_of(model_dir: Path) -> set[str]:
+    """The training images a model held out for its own in-training check (from its train_summary.json)."""
+    return set(json.loads((model_dir / "train_summary.json").read_text()).get("info", {}).get("heldout_images") or [])
+
+
 def _seen_image_ids(model_dir: Path, train_data: Path, n: int, seed: int) -> list[str]:
     """``n`` random training images the model trained on (not among those it held out for its own evaluation)."""
     import pandas as pd
 
-    held = set(json.loads((model_dir / "train_summary.json").read_text()).get("info", {}).get("heldout_images") or [])
+    held = _heldout_of(model_dir)
     ids = sorted(set(pd.read_parquet(train_data / "qa.parquet", columns=["image_id"])["image_id"].astype(str)) - held)
     pick = np.random.default_rng(seed).choice(len(ids), size=min(n, len(ids)), replace=False)
     return [ids[i] for i in sorted(pick)]
@@ -302,7 +307,7 @@ def seen_items(model_dir: Path, train_data: Path, n: int, seed: int) -> list[dic
     """``n`` random questions about training images the model trained on, as evaluation items."""
     from spatialvlm.train.data import attach_truth, load_rows
 
-    held = set(json.loads((model_dir / "train_summary.json").read_text()).get("info", {}).get("heldout_images") or [])
+    held = _heldout_of(model_dir)
     ds = load_rows([str(train_data)])
     ids = [str(x) for x in ds["image_id"]]
     ok = [i for i, x in enumerate(ids) if x not in held]

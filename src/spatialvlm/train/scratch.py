@@ -937,8 +937,9 @@ def lookup_probe(model_dir: str | Path, data_paths: list[str], max_images: int =
     weights = {"lookup": 1.0}
     if heads.exists():
         saved = torch.load(heads, weights_only=False)
-        aux.object.load_state_dict({k.split(".", 1)[1]: v for k, v in saved["aux"].items() if k.startswith("object.")})
-        aux.pair.load_state_dict({k.split(".", 1)[1]: v for k, v in saved["aux"].items() if k.startswith("pair.")})
+        for name in ("object", "pair"):  # the label head's size follows the probed data's labels: not loaded
+            getattr(aux, name).load_state_dict({k.split(".", 1)[1]: v for k, v in saved["aux"].items()
+                                                if k.startswith(name + ".")})
         weights.update(object=1.0, pair=1.0)
     masses, chances, n = [], [], 0
     obj, pair = [], []
