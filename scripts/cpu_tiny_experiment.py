@@ -399,16 +399,17 @@ def tables(res: dict, a) -> str:
                   "Last logged step of each run: answer loss and answer-token accuracy on its training batches, "
                   "and the attention the lookup heads put on a named object's cells (chance in brackets) and the "
                   "copy heads on the chosen name, the gather heads (last prompt token) on the two names, and the "
-                  "image tokens' error on their own cell's position (standardised, mean square).", "",
+                  "image tokens' error on their own cell's position (standardised, mean square), and how often the "
+                  "decision head calls the two-way answer right one layer before the last.", "",
                   "| model | steps | epochs | minutes (all) | answer loss | answer-token acc. % | lookup attention % "
-                  "| copy attention % | gather attention % | position error | questions |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| copy attention % | gather attention % | position error | decision % | questions |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for m, t in scratch.items():
             g = t["last_log"]
             lines.append(f"| {m} | {t['steps']} | {t['epochs']} | {t['minutes']} | {g.get('answer', '-')} | "
                          f"{pct(g.get('answer_token_acc'))} | {pct(g.get('lookup_mass'))} "
                          f"({pct(g.get('lookup_chance'))}) | {pct(g.get('copy_mass'))} | {pct(g.get('gather_mass'))} "
-                         f"| {g.get('position', '-')} | {t['train_rows']} |")
+                         f"| {g.get('position', '-')} | {pct(g.get('decision_acc'))} | {t['train_rows']} |")
     sft = {m: t for m, t in (res.get("training") or {}).items() if t.get("trainer") != "scratch"}
     if sft:
         lines += ["", "## Training", "", "| model | vision warm-up | QA steps | minutes (all) | last loss | "
@@ -477,6 +478,19 @@ def tables(res: dict, a) -> str:
             for m, r in heads.items():
                 cells = [f"{(r.get('object_r') or {}).get(x, float('nan')):.2f} / "
                          f"{pct((r.get('pair_sign') or {}).get(x))}" for x in attrs]
+                lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        dec = {m: r for m, r in lp.items() if r.get("decision_by_type")}
+        if dec:
+            lines += ["", f"The decision head (after decoder layer {m0.get('decision_layer')}, at the deciding "
+                      "tokens) against the answers of the same questions: how often its two-way call is right, by "
+                      "what the question compares (chance about 50 %).", "",
+                      "| model | " + " | ".join(list(GROUPS) + ["all two-way"]) + " |",
+                      "|---|" + "---|" * (len(GROUPS) + 1)]
+            for m, r in dec.items():
+                cells = []
+                for prefixes in list(GROUPS.values()) + [None]:
+                    hits = [v for t, v in r["decision_by_type"].items() if prefixes is None or t.startswith(prefixes)]
+                    cells.append(pct(sum(h for h, _ in hits) / sum(n for _, n in hits)) if hits else "-")
                 lines.append(f"| {m} | " + " | ".join(cells) + " |")
     lines += ["", "## Per question type (held-out)", "",
               "| type | family | n | " + " | ".join(models) + " |", "|---|---|---|" + "---|" * len(models)]

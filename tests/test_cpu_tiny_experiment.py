@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_quick_experiment_runs_end_to_end(tmp_path):
     work = tmp_path / "exp"
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "cpu_tiny_experiment.py"), "--quick", "--work",
-                        str(work), "--parallel", "1", "--synth-workers", "1"],
+                        str(work), "--parallel", "1", "--synth-workers", "1",
+                        "--set", "scratch.decision_weight=1.0"],  # off in the preset; on here so its probe runs
                        capture_output=True, text=True, timeout=1800, check=False)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     res = json.loads((work / "results.json").read_text())
@@ -36,10 +37,11 @@ def test_quick_experiment_runs_end_to_end(tmp_path):
         assert set(probe[name]["object_r"]) <= {"x_image", "y_image", "log_depth", "z_center", "log_height",
                                                 "log_volume"} and "x_image" in probe[name]["object_r"]
         assert all(0.0 <= v <= 1.0 for v in probe[name]["pair_sign"].values())
+        assert 0.0 <= probe[name]["decision_acc"] <= 1.0 and probe[name]["decision_by_type"]
     assert 0 < res["seen"]["n"] <= 40
     assert set(res["ablation"]) == {"0 (exact)", "0.2"}
     md = (work / "results.md").read_text()
     for heading in ("## Label-noise ablation", "## Per question type", "## Lookup probe", "from-scratch trainer",
-                    "What the thrown-away heads read", "scenes it trained on"):
+                    "What the thrown-away heads read", "scenes it trained on", "The decision head"):
         assert heading in md
     assert len((work / "predictions.jsonl").read_text().splitlines()) == res["setup"]["test_questions"]

@@ -33,7 +33,8 @@ def _cfg(data_dir: Path, out: Path, **over):
               "learning_rate": 3e-3, "logging_steps": 1, "save_steps": 0, "eval_steps": 0, "eval_images": 2,
               "eval_samples": 4, "tiny": TINY,
               "scratch": {"images_per_step": 4, "questions_per_row": 2, "workers": 1, "lookup_layer": 1,
-                          "object_layer": 1, "pair_layer": 2}}
+                          "object_layer": 1, "pair_layer": 2, "decision_weight": 1.0,
+                          "decision_layer": 2}}
     values.update(over)
     return resolve_config(None, values)
 
@@ -219,14 +220,59 @@ def test_gather_targets_are_the_two_names_in_record_order(prepared):
     assert {q for _, q, _, _ in b.gather_pos.tolist()} >= last
 
 
-def _train_objective(prepared, weights: dict, steps: int, key: str):
+def test_decision_target_is_which_way_the_two_way_answer_goes():
+    objs = ["mug", "desk"]
+    assert S.decision_target("predicate", "left_predicate", "true", objs) == 1
+    assert S.decision_target("predicate", "right_predicate", "False", objs) == 0
+    assert S.decision_target("choice", "left_choice", "mug", objs) == 1
+    assert S.decision_target("choice", "left_choice", "desk", objs) == 0
+    assert S.decision_target("choice", "left_choice", "bowl", objs) is None  # neither option
+    assert S.decision_target("classify", "left_right_classify", "left", objs) == 1
+    assert S.decision_target("classify", "left_right_classify", "right", objs) == 0
+    assert S.decision_target("classify", "tall_short_classify", "short", objs) == 0
+    assert S.decision_target("quantitative", "distance", "1.2", objs) is None
+    assert S.decision_target("direction", "clock_direction", "3", objs) is None
+
+
+def test_decision_targets_follow_the_truth_at_the_gather_queries(prepared):
+    _, _, _, proc, data, tables, _ = prepared
+    qa = tables[0]
+    for sg, r in zip(data.segments, qa.to_dict("records")):
+        if r["family"] == "predicate":
+            assert sg.decision == (1 if r["truth"] == "true" else 0)
+        elif r["family"] == "choice":
+            assert sg.decision == (1 if r["truth"] == r["objects"][0] else 0)
+        else:
+            assert sg.decision is None
+    assert {sg.decision for sg in data.segments} >= {0, 1}
+    segs = data.by_image[0]
+    b = S.make_batch(data, [0], [[segs]], proc.tokenizer.pad_token_id)
+    gathered = {(r, q) for r, q, _, _ in b.gather_pos.tolist()}
+    two_way = [s for s in segs if data.segments[s].decision is not None]
+    assert len(b.decision_pos) == sum(1 + (data.segments[s].copy is not None) for s in two_way)
+    assert {tuple(x) for x in b.decision_pos.tolist()} <= gathered
+    assert b.decision_seg and set(b.decision_seg) == set(two_way)
+    for s, t in zip(b.decision_seg, b.decision_tgt.tolist()):
+        assert t == data.segments[s].decision
+
+
+def test_decision_objective_learns_the_two_way_answer_one_layer_early(prepared):
+    # the fixture's answers follow the picture (A left of B or not): the head must read it off the hidden state
+    seen = _train_objective(prepared, {"decision": 1.0}, 40, "decision", lr=3e-3)
+    assert seen[0] > 0.5  # an untrained head: about log 2
+    assert np.mean(seen[-3:]) < 0.2 * seen[0]
+    acc = _train_objective(prepared, {"decision": 1.0}, 40, "decision_acc", lr=3e-3)
+    assert np.mean(acc[-3:]) > 0.9
+
+
+def _train_objective(prepared, weights: dict, steps: int, key: str, lr: float = 1e-2):
     _, spec, _, proc, data, _, base = prepared
     from transformers import AutoModelForImageTextToText
 
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch.float32)
     aux = S.AuxHeads(model.config.text_config.hidden_size, len(data.labels))
-    opt = torch.optim.AdamW(list(model.parameters()) + list(aux.modules.parameters()), lr=1e-2)
+    opt = torch.optim.AdamW(list(model.parameters()) + list(aux.modules.parameters()), lr=lr)
     rng = np.random.default_rng(0)
     seen = []
     for _ in range(steps):
@@ -261,7 +307,7 @@ def test_train_saves_a_model_that_answers_and_resumes(data_dir, tmp_path):
     assert r.steps == 4 and (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["info"]["trainer"] == "scratch" and len(summary["losses"]) == 4
-    assert all(k in summary["log"][0] for k in ("answer", "vision", "lookup", "object", "pair", "copy"))
+    assert all(k in summary["log"][0] for k in ("answer", "vision", "lookup", "object", "pair", "copy", "decision"))
     assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-4"]
     assert (out / "eval_history.jsonl").exists()
     vlm = load_vlm(str(out), device="cpu")
@@ -282,11 +328,14 @@ def test_train_saves_a_model_that_answers_and_resumes(data_dir, tmp_path):
     assert "x_image" in probe["object_r"] and -1.0 <= probe["object_r"]["x_image"] <= 1.0
     assert probe["pairs"] > 0 and all(0.0 <= v <= 1.0 for v in probe["pair_sign"].values())
     heads = torch.load(out / S.HEADS_FILE, weights_only=False)
-    heads["aux"] = {k: (-v if k.startswith("pair.") else v) for k, v in heads["aux"].items()}
+    assert set(probe["decision_by_type"]) == {"left_predicate", "left_choice"}  # the two-way types
+    assert probe["decision_by_type"]["left_choice"][1] == 2 * probe["decision_by_type"]["left_predicate"][1]
+    heads["aux"] = {k: (-v if k.startswith(("pair.", "decision.")) else v) for k, v in heads["aux"].items()}
     torch.save(heads, out / S.HEADS_FILE)
     flipped = S.lookup_probe(out, [str(data_dir)])
     for k, v in probe["pair_sign"].items():
         assert flipped["pair_sign"][k] == pytest.approx(1.0 - v)
+    assert flipped["decision_acc"] == pytest.approx(1.0 - probe["decision_acc"])
     assert flipped["object_r"] == pytest.approx(probe["object_r"])
 
 

@@ -24,7 +24,12 @@ output, the same files a user's ``synth`` run writes):
   where the named objects are, and nothing else asks the vision tower for it);
   ``gather``: two heads of one decoder layer must attend, from the last prompt token (and, for choice answers, from
   the token before the name the answer writes), one to the last token of name A, one to that of name B, so the
-  positions read at the names reach the place where the answer is decided.
+  positions read at the names reach the place where the answer is decided;
+  ``decision``: for a two-object question with a two-way answer (yes / no, name A / name B, the first / second
+  relation word), the hidden state after one decoder layer short of the last, at the same tokens as ``gather``, must
+  already tell which way the answer goes (a linear head, logistic loss), so the last layer only has to write it.
+  Off in ``cpu-tiny``: on the CPU experiment it helped the blind twin more than the model that sees the picture
+  (docs/training.md, "Decision objective").
   The answer itself still has to come from the language model: nothing of this is used at inference, where the
   saved model is a plain ``Idefics3ForConditionalGeneration``.
 
@@ -81,6 +86,8 @@ class ScratchSpec:
     position_weight: float = 0.0  # vision: each image token must also tell its own cell's place (x, y) in the image
     gather_weight: float = 0.0
     gather_layer: int = 2  # decoder layer whose first two heads look, from the last prompt token, at names A and B
+    decision_weight: float = 0.0
+    decision_layer: int = 3  # hidden state after this many decoder layers tells the two-way answer (see above)
     workers: int = 2  # processes decoding pictures and maps before training
 
     @classmethod
@@ -108,6 +115,8 @@ class Segment:
     copy: tuple[int, int] | None = None  # choice answers: (token that predicts the answer's name, that name's first
     #                                       token in the question)
     pair_names: tuple[int, int] | None = None  # two-object questions: last token of name A and of name B
+    decision: int | None = None  # two-way answers of two-object questions: 1 = yes / name A / first relation word
+    qa_type: str = ""
 
 
 @dataclass
@@ -140,6 +149,22 @@ def _answer(row: dict, answer_form: str, noise: float | None) -> str:
     if noise is not None and row.get("value_m") is not None and row["value_m"] == row["value_m"]:
         text, _ = scale_numbers(text, noise)
     return text
+
+
+def decision_target(family: str, qa_type: str, truth: Any, objects: list[str]) -> int | None:
+    """Which way a two-object question's two-way answer goes: 1 for "yes", for name A (the record's first object) or
+    for the first relation word of a classify type (``left`` of ``left_right_classify``), 0 for the other option;
+    None when the answer is not one of two (quantitative, clock directions) or does not match either option."""
+    t = str(truth).strip().lower()
+    if family == "predicate":
+        return {"true": 1, "false": 0}.get(t)
+    if family == "choice" and len(objects) == 2 and objects[0] != objects[1]:
+        return 1 if str(truth) == objects[0] else 0 if str(truth) == objects[1] else None
+    if family == "classify":
+        words = qa_type.split("_")
+        if len(words) == 3 and words[2] == "classify":
+            return 1 if t == words[0] else 0 if t == words[1] else None
+    return None
 
 
 def _object_attributes(o, width: float, height: float, canonical: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -392,9 +417,12 @@ def prepare(cfg: TrainConfig, spec: ScratchSpec, processor, tables, exclude: set
                 where = {ob: tp for tp, ob in found}
                 if a_ob in where and b_ob in where:
                     pair_names = (where[a_ob], where[b_ob])
+        decision = None
+        if pair_names is not None:
+            decision = decision_target(str(r["family"]), str(r["qa_type"]), r["truth"], names)
         by_image[i].append(len(segments))
         segments.append(Segment(i, list(pids) + list(aenc["input_ids"][k]), len(pids), found, pair, copy,
-                                pair_names))
+                                pair_names, decision, str(r["qa_type"])))
         stats["questions"] += 1
     stats["images"] = n
     stats["objects"] = len(objects)
@@ -442,6 +470,9 @@ class Batch:
     copy_pos: Any = None  # (C, 3): row, query position, key position
     gather_pos: Any = None  # (Q, 4): row, query position (the last prompt token; for choice answers also the token
     #                          before the name the answer writes), name A's and name B's last tokens
+    decision_pos: Any = None  # (D, 2): row, query position (the gather queries of questions with a two-way answer)
+    decision_tgt: Any = None  # (D,) float: 1 = yes / name A / first relation word
+    decision_seg: list[int] = field(default_factory=list)  # (D,) segment index of each decision query
     n_answers: int = 0
 
 
@@ -460,7 +491,7 @@ def make_batch(data: ScratchData, image_rows: list[int], seg_lists: list[list[in
     pos = torch.zeros((R, L), dtype=torch.long)
     seg = torch.full((R, L), -1, dtype=torch.long)
     label_pos, label_ids, name_pos, name_obj, pair_pos, pair_obj, copy_pos = [], [], [], [], [], [], []
-    gather_pos = []
+    gather_pos, decision_pos, decision_tgt, decision_seg = [], [], [], []
     for r, (g, segs) in enumerate(rows):
         ids[r, :P] = torch.tensor(data.prefix)
         pos[r, :P] = torch.arange(P)
@@ -486,6 +517,12 @@ def make_batch(data: ScratchData, image_rows: list[int], seg_lists: list[list[in
                 gather_pos.append((r, t + sg.answer_start - 1, a, b))
                 if sg.copy is not None:  # a choice answer decides at the token before the name it writes
                     gather_pos.append((r, t + sg.copy[0], a, b))
+                if sg.decision is not None:
+                    queries = [t + sg.answer_start - 1] + ([t + sg.copy[0]] if sg.copy is not None else [])
+                    for qp in queries:
+                        decision_pos.append((r, qp))
+                        decision_tgt.append(float(sg.decision))
+                        decision_seg.append(s)
             if sg.copy is not None:
                 copy_pos.append((r, t + sg.copy[0], t + sg.copy[1]))
             t += n
@@ -504,6 +541,8 @@ def make_batch(data: ScratchData, image_rows: list[int], seg_lists: list[list[in
         pair_pos=torch.tensor(pair_pos, dtype=torch.long).reshape(-1, 2), pair_obj=pair_obj,
         copy_pos=torch.tensor(copy_pos, dtype=torch.long).reshape(-1, 3),
         gather_pos=torch.tensor(gather_pos, dtype=torch.long).reshape(-1, 4),
+        decision_pos=torch.tensor(decision_pos, dtype=torch.long).reshape(-1, 2),
+        decision_tgt=torch.tensor(decision_tgt, dtype=torch.float32), decision_seg=decision_seg,
         n_answers=sum(1 for _, segs in rows for _ in segs),
     )
 
@@ -547,8 +586,10 @@ class AuxHeads:
         self.object = torch.nn.Linear(hidden, len(ATTRIBUTES))
         self.pair = torch.nn.Linear(hidden, len(ATTRIBUTES))
         self.position = torch.nn.Linear(hidden, 2)
+        self.decision = torch.nn.Linear(hidden, 1)
         self.modules = torch.nn.ModuleDict({"presence": self.presence, "depth": self.depth, "object": self.object,
-                                            "pair": self.pair, "position": self.position})
+                                            "pair": self.pair, "position": self.position,
+                                            "decision": self.decision})
 
 
 def attention_mass(text, layer_idx: int, hidden: list, pos_emb, mask, qpos, target, n_heads: int):
@@ -692,6 +733,14 @@ def forward(model, aux: AuxHeads, data: ScratchData, spec: ScratchSpec, batch: B
         out["_pair"] = (pred.detach(), tgt, ok)
         total = total + weights["pair"] * out["pair"]
 
+    dp = batch.decision_pos
+    if dp is not None and len(dp) and weights.get("decision", 0) > 0:
+        logit = aux.decision(hidden[spec.decision_layer][dp[:, 0], dp[:, 1]].float()).squeeze(-1)
+        out["decision"] = F.binary_cross_entropy_with_logits(logit, batch.decision_tgt)
+        out["decision_acc"] = float(((logit.detach() > 0).float() == batch.decision_tgt).float().mean())
+        out["_decision"] = (logit.detach(), batch.decision_tgt)
+        total = total + weights["decision"] * out["decision"]
+
     out["total"] = total
     return out
 
@@ -811,7 +860,7 @@ def train_scratch(cfg: TrainConfig):
 
     weights = {"vision": spec.vision_weight, "lookup": spec.lookup_weight, "object": spec.object_weight,
                "pair": spec.pair_weight, "copy": spec.copy_weight, "position": spec.position_weight,
-               "gather": spec.gather_weight}
+               "gather": spec.gather_weight, "decision": spec.decision_weight}
     budget = (cfg.max_time_minutes or 0.0) * 60.0
     prep_seconds = time.monotonic() - t_start
     if budget:
@@ -911,6 +960,8 @@ def lookup_probe(model_dir: str | Path, data_paths: list[str], max_images: int =
       see (the value for uniform attention);
     * ``object_r`` (when the run saved its auxiliary heads, ``scratch_heads.pt``): Pearson r between the object
       head's readout at each name and the object's true attribute (x / y in the image, depth, height, size);
+    * ``decision_by_type`` (runs with the decision objective): per question type, [right, asked] of the decision
+      head's two-way call (after ``decision_layer`` decoder layers at the deciding tokens), and ``decision_acc``;
     * ``pair_sign``: how often the pair head, at the last prompt token of a two-object question, gets the sign of
       the difference between the two objects right, per attribute (pairs whose true difference is under 0.1
       standard deviation are left out); 0.5 is chance.
@@ -937,12 +988,14 @@ def lookup_probe(model_dir: str | Path, data_paths: list[str], max_images: int =
     weights = {"lookup": 1.0}
     if heads.exists():
         saved = torch.load(heads, weights_only=False)
-        for name in ("object", "pair"):  # the label head's size follows the probed data's labels: not loaded
-            getattr(aux, name).load_state_dict({k.split(".", 1)[1]: v for k, v in saved["aux"].items()
-                                                if k.startswith(name + ".")})
-        weights.update(object=1.0, pair=1.0)
+        for name in ("object", "pair", "decision"):  # the label head's size follows the data: not loaded
+            part = {k.split(".", 1)[1]: v for k, v in saved["aux"].items() if k.startswith(name + ".")}
+            # only heads the run trained (runs from before the decision objective have no decision head)
+            if part and getattr(spec, f"{name}_weight") > 0:
+                getattr(aux, name).load_state_dict(part)
+                weights[name] = 1.0
     masses, chances, n = [], [], 0
-    obj, pair = [], []
+    obj, pair, dec = [], [], {}
     with torch.no_grad():
         for imgs, chunks in epoch_batches(data, spec, np.random.default_rng(0), images=list(range(len(data.by_image)))):
             b = make_batch(data, imgs, chunks, processor.tokenizer.pad_token_id or 0)
@@ -957,6 +1010,10 @@ def lookup_probe(model_dir: str | Path, data_paths: list[str], max_images: int =
                 obj.append(out["_object"])
             if "_pair" in out:
                 pair.append(out["_pair"])
+            if "_decision" in out:
+                logit, tgt = out["_decision"]
+                for s_, ok in zip(b.decision_seg, ((logit > 0).float() == tgt).tolist()):
+                    dec.setdefault(data.segments[s_].qa_type, []).append(bool(ok))
     res = {"names": n, "images": len(data.by_image), "mass": sum(masses) / max(1, n),
            "chance": sum(chances) / max(1, n), "layer": spec.lookup_layer, "heads": spec.lookup_heads,
            "object_layer": spec.object_layer, "pair_layer": spec.pair_layer}
@@ -977,4 +1034,8 @@ def lookup_probe(model_dir: str | Path, data_paths: list[str], max_images: int =
             v = (ok[:, j] > 0) & (np.abs(tgt[:, j]) > 0.1)
             if v.any():
                 res["pair_sign"][name] = float(np.mean(np.sign(pred[v, j]) == np.sign(tgt[v, j])))
+    if dec:
+        res["decision_layer"] = spec.decision_layer
+        res["decision_by_type"] = {t: [int(sum(v)), len(v)] for t, v in sorted(dec.items())}  # [right, asked]
+        res["decision_acc"] = sum(sum(v) for v in dec.values()) / sum(len(v) for v in dec.values())
     return res
