@@ -169,6 +169,26 @@ def test_copy_target_is_the_chosen_name_in_the_question(prepared):
         assert answer.strip().startswith("The " + proc.tokenizer.decode([sg.ids[key]]).strip())
 
 
+def test_copy_key_last_points_at_the_chosen_names_last_token(prepared):
+    import dataclasses
+
+    cfg, spec, _, proc, data, tables, base = prepared
+    last = S.prepare(cfg, dataclasses.replace(spec, copy_key="last"), proc, tables, set(), base, progress=False)
+    qa = tables[0]
+    n = longer = 0
+    for sg, sl, r in zip(data.segments, last.segments, qa.to_dict("records")):
+        if sg.copy is None:
+            assert sl.copy is None
+            continue
+        n += 1
+        chosen = sl.pair_names[list(r["objects"]).index(r["truth"])]  # the chosen name's last token (record order)
+        assert sl.copy == (sg.copy[0], chosen) and chosen >= sg.copy[1]
+        longer += chosen > sg.copy[1]
+    assert n > 0 and longer > 0  # the fixture's names ("the red box") span several tokens
+    with pytest.raises(ValueError, match="copy_key"):
+        S.ScratchSpec.from_dict({"copy_key": "middle"})
+
+
 def test_lookup_objective_moves_attention_onto_the_named_object(prepared):
     _, spec, _, proc, data, _, base = prepared
     from transformers import AutoModelForImageTextToText

@@ -83,6 +83,8 @@ class ScratchSpec:
     copy_weight: float = 1.0
     copy_layer: int = -1  # decoder layer (-1 = the last) whose first ``copy_heads`` heads point at the chosen name
     copy_heads: int = 1
+    copy_key: str = "first"  # "first": copy heads point at the chosen name's first token (what the answer writes
+    #                          next); "last": at its last token, where lookup / object put the object's place
     position_weight: float = 0.0  # vision: each image token must also tell its own cell's place (x, y) in the image
     gather_weight: float = 0.0
     gather_layer: int = 2  # decoder layer whose first two heads look, from the last prompt token, at names A and B
@@ -97,7 +99,10 @@ class ScratchSpec:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown scratch option(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
+        spec = cls(**d)
+        if spec.copy_key not in ("first", "last"):
+            raise ValueError(f"scratch.copy_key must be 'first' or 'last', got {spec.copy_key!r}")
+        return spec
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -113,7 +118,7 @@ class Segment:
     names: list[tuple[int, int]]  # (token index of a name's last token, object index into ScratchData.objects)
     pair: tuple[int, int] | None  # (object A, object B) of a two-object question
     copy: tuple[int, int] | None = None  # choice answers: (token that predicts the answer's name, that name's first
-    #                                       token in the question)
+    #                                       token in the question; its last token with copy_key "last")
     pair_names: tuple[int, int] | None = None  # two-object questions: last token of name A and of name B
     decision: int | None = None  # two-way answers of two-object questions: 1 = yes / name A / first relation word
     qa_type: str = ""
@@ -405,7 +410,11 @@ def prepare(cfg: TrainConfig, spec: ScratchSpec, processor, tables, exclude: set
             # " The NAME.": the answer token where the name starts, and the token that predicts it
             dst = next((t for t, (a, b) in enumerate(aenc["offset_mapping"][k]) if a <= 5 < b), None)
             if src is not None and dst and aenc["input_ids"][k][dst] == pids[src]:
-                copy = (len(pids) + dst - 1, src)
+                key = src
+                if spec.copy_key == "last":
+                    end = span[1] + 1
+                    key = next((t for t, (a, b) in enumerate(offsets) if a < end <= b), src)
+                copy = (len(pids) + dst - 1, key)
             else:
                 stats["copy_unaligned"] += 1
         pair = pair_names = None
