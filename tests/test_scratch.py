@@ -278,14 +278,14 @@ def test_decision_targets_follow_the_truth_at_the_gather_queries(prepared):
 
 def test_decision_objective_learns_the_two_way_answer_one_layer_early(prepared):
     # the fixture's answers follow the picture (A left of B or not): the head must read it off the hidden state
-    seen = _train_objective(prepared, {"decision": 1.0}, 40, "decision", lr=3e-3)
+    got = _train_objective(prepared, {"decision": 1.0}, 40, "decision", "decision_acc", lr=3e-3)
+    seen, acc = got["decision"], got["decision_acc"]
     assert seen[0] > 0.5  # an untrained head: about log 2
     assert np.mean(seen[-3:]) < 0.2 * seen[0]
-    acc = _train_objective(prepared, {"decision": 1.0}, 40, "decision_acc", lr=3e-3)
     assert np.mean(acc[-3:]) > 0.9
 
 
-def _train_objective(prepared, weights: dict, steps: int, key: str, lr: float = 1e-2):
+def _train_objective(prepared, weights: dict, steps: int, *keys: str, lr: float = 1e-2) -> dict[str, list[float]]:
     _, spec, _, proc, data, _, base = prepared
     from transformers import AutoModelForImageTextToText
 
@@ -294,7 +294,7 @@ def _train_objective(prepared, weights: dict, steps: int, key: str, lr: float = 
     aux = S.AuxHeads(model.config.text_config.hidden_size, len(data.labels))
     opt = torch.optim.AdamW(list(model.parameters()) + list(aux.modules.parameters()), lr=lr)
     rng = np.random.default_rng(0)
-    seen = []
+    seen: dict[str, list[float]] = {key: [] for key in keys}
     for _ in range(steps):
         for imgs, chunks in S.epoch_batches(data, spec, rng):
             b = S.make_batch(data, imgs, chunks, proc.tokenizer.pad_token_id)
@@ -302,18 +302,19 @@ def _train_objective(prepared, weights: dict, steps: int, key: str, lr: float = 
             opt.zero_grad()
             out["total"].backward()
             opt.step()
-            seen.append(float(out[key].detach()) if torch.is_tensor(out[key]) else float(out[key]))
+            for key in keys:
+                seen[key].append(float(out[key].detach()) if torch.is_tensor(out[key]) else float(out[key]))
     return seen
 
 
 def test_gather_objective_points_the_last_prompt_token_at_both_names(prepared):
-    seen = _train_objective(prepared, {"gather": 1.0}, 30, "gather_mass")
+    seen = _train_objective(prepared, {"gather": 1.0}, 30, "gather_mass")["gather_mass"]
     assert seen[0] < 0.3  # random attention over a few dozen tokens
     assert np.mean(seen[-3:]) > 0.6
 
 
 def test_position_objective_teaches_image_tokens_their_cell(prepared):
-    seen = _train_objective(prepared, {"position": 1.0}, 30, "position")
+    seen = _train_objective(prepared, {"position": 1.0}, 30, "position")["position"]
     assert seen[0] > 0.5  # standardised targets: an untrained head is off by about their variance
     assert np.mean(seen[-3:]) < 0.1 * seen[0]
 

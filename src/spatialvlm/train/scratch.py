@@ -172,6 +172,13 @@ def decision_target(family: str, qa_type: str, truth: Any, objects: list[str]) -
     return None
 
 
+def _name_end_token(offsets, span: tuple[int, int]) -> int | None:
+    """Index of the prompt token that holds a name's last character (``span`` in the question; the prompt text has
+    one leading space, hence +1)."""
+    end = span[1] + 1
+    return next((t for t, (a, b) in enumerate(offsets) if a < end <= b), None)
+
+
 def _object_attributes(o, width: float, height: float, canonical: bool) -> tuple[np.ndarray, np.ndarray]:
     a = np.zeros(len(ATTRIBUTES), np.float32)
     ok = np.zeros(len(ATTRIBUTES), bool)
@@ -396,8 +403,7 @@ def prepare(cfg: TrainConfig, spec: ScratchSpec, processor, tables, exclude: set
         found = []
         for span, oid in zip(spans, oids):
             ob = obj_index.get((r["root"], str(r["image_id"]), oid))
-            end = None if span is None else span[1] + 1  # +1: the leading space of the prompt text
-            tpos = None if end is None else next((t for t, (a, b) in enumerate(offsets) if a < end <= b), None)
+            tpos = None if span is None else _name_end_token(offsets, span)
             if ob is None or tpos is None:
                 stats["names_missing"] += 1
                 continue
@@ -410,11 +416,8 @@ def prepare(cfg: TrainConfig, spec: ScratchSpec, processor, tables, exclude: set
             # " The NAME.": the answer token where the name starts, and the token that predicts it
             dst = next((t for t, (a, b) in enumerate(aenc["offset_mapping"][k]) if a <= 5 < b), None)
             if src is not None and dst and aenc["input_ids"][k][dst] == pids[src]:
-                key = src
-                if spec.copy_key == "last":
-                    end = span[1] + 1
-                    key = next((t for t, (a, b) in enumerate(offsets) if a < end <= b), src)
-                copy = (len(pids) + dst - 1, key)
+                key = _name_end_token(offsets, span) if spec.copy_key == "last" else None
+                copy = (len(pids) + dst - 1, src if key is None else key)
             else:
                 stats["copy_unaligned"] += 1
         pair = pair_names = None
@@ -523,12 +526,11 @@ def make_batch(data: ScratchData, image_rows: list[int], seg_lists: list[list[in
                 pair_obj.append(sg.pair)
             if sg.pair_names is not None:
                 a, b = t + sg.pair_names[0], t + sg.pair_names[1]
-                gather_pos.append((r, t + sg.answer_start - 1, a, b))
-                if sg.copy is not None:  # a choice answer decides at the token before the name it writes
-                    gather_pos.append((r, t + sg.copy[0], a, b))
-                if sg.decision is not None:
-                    queries = [t + sg.answer_start - 1] + ([t + sg.copy[0]] if sg.copy is not None else [])
-                    for qp in queries:
+                # the deciding tokens: the last prompt token and, for a choice answer, the token before the name
+                # it writes
+                for qp in [t + sg.answer_start - 1] + ([t + sg.copy[0]] if sg.copy is not None else []):
+                    gather_pos.append((r, qp, a, b))
+                    if sg.decision is not None:
                         decision_pos.append((r, qp))
                         decision_tgt.append(float(sg.decision))
                         decision_seg.append(s)
@@ -969,11 +971,11 @@ def lookup_probe(model_dir: str | Path, data_paths: list[str], max_images: int =
       see (the value for uniform attention);
     * ``object_r`` (when the run saved its auxiliary heads, ``scratch_heads.pt``): Pearson r between the object
       head's readout at each name and the object's true attribute (x / y in the image, depth, height, size);
-    * ``decision_by_type`` (runs with the decision objective): per question type, [right, asked] of the decision
-      head's two-way call (after ``decision_layer`` decoder layers at the deciding tokens), and ``decision_acc``;
     * ``pair_sign``: how often the pair head, at the last prompt token of a two-object question, gets the sign of
       the difference between the two objects right, per attribute (pairs whose true difference is under 0.1
-      standard deviation are left out); 0.5 is chance.
+      standard deviation are left out); 0.5 is chance;
+    * ``decision_by_type`` (runs with the decision objective): per question type, [right, asked] of the decision
+      head's two-way call (after ``decision_layer`` decoder layers at the deciding tokens), and ``decision_acc``.
 
     ``blind`` shows every question the grey picture instead. ``images`` picks the image ids to probe (default: the
     first ``max_images`` in id order)."""
