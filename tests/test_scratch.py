@@ -189,6 +189,59 @@ def test_copy_key_last_points_at_the_chosen_names_last_token(prepared):
         S.ScratchSpec.from_dict({"copy_key": "middle"})
 
 
+def test_attr_weights_weigh_each_attribute_in_the_object_and_pair_losses(prepared):
+    import dataclasses
+
+    _, spec, model, proc, data, _, _ = prepared
+    aux = S.AuxHeads(model.config.text_config.hidden_size, len(data.labels))
+    segs = data.by_image[0]
+    b = S.make_batch(data, [0], [[segs]], proc.tokenizer.pad_token_id)
+    weights = {"object": 1.0, "pair": 1.0}
+    heavy = dataclasses.replace(spec, attr_weights={"x_image": 5.0, "log_depth": 0.0})
+    with torch.no_grad():
+        plain = S.forward(model, aux, data, spec, b, weights)
+        weighted = S.forward(model, aux, data, heavy, b, weights)
+    w = torch.ones(len(S.ATTRIBUTES))
+    w[S.ATTRIBUTES.index("x_image")], w[S.ATTRIBUTES.index("log_depth")] = 5.0, 0.0
+    for key in ("object", "pair"):
+        pred, tgt, ok = plain["_" + key]
+        err = (pred - tgt) ** 2 * ok
+        assert float(plain[key]) == pytest.approx(float(err.sum() / ok.sum()), rel=1e-5)
+        assert float(weighted[key]) == pytest.approx(float((err * w).sum() / ok.sum()), rel=1e-5)
+        assert float(weighted[key]) != pytest.approx(float(plain[key]), rel=1e-3)
+    with pytest.raises(ValueError, match="unknown attribute"):
+        S.ScratchSpec.from_dict({"attr_weights": {"x_pixel": 2.0}})
+    with pytest.raises(ValueError, match=">= 0"):
+        S.ScratchSpec.from_dict({"attr_weights": {"x_image": -1.0}})
+
+
+def test_type_weights_oversample_question_types_in_the_draw(prepared):
+    import collections
+    import dataclasses
+
+    _, spec, _, _, data, _, _ = prepared
+
+    def drawn(sp, epochs=30):
+        rng, seen = np.random.default_rng(0), collections.Counter()
+        for _ in range(epochs):
+            for imgs, chunks in S.epoch_batches(data, sp, rng):
+                segs = [s for per_image in chunks for row in per_image for s in row]
+                assert len(segs) == len(set(segs)) == len(imgs) * sp.max_questions_per_image  # no repeats
+                seen.update(data.segments[s].qa_type for s in segs)
+        return seen
+
+    capped = dataclasses.replace(spec, max_questions_per_image=1)  # the fixture has 3 questions per image
+    plain = drawn(capped)
+    heavy = drawn(dataclasses.replace(capped, type_weights={"distance": 8.0}))
+    share = {name: c["distance"] / sum(c.values()) for name, c in (("plain", plain), ("heavy", heavy))}
+    assert 0.2 < share["plain"] < 0.45  # one type of three
+    assert share["heavy"] > 0.7  # 8 / (8 + 1 + 1)
+    with pytest.raises(ValueError, match="max_questions_per_image"):
+        S.ScratchSpec.from_dict({"type_weights": {"left_choice": 2.0}})
+    with pytest.raises(ValueError, match="> 0"):
+        S.ScratchSpec.from_dict({"type_weights": {"left_choice": 0.0}, "max_questions_per_image": 4})
+
+
 def test_lookup_objective_moves_attention_onto_the_named_object(prepared):
     _, spec, _, proc, data, _, base = prepared
     from transformers import AutoModelForImageTextToText

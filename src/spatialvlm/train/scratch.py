@@ -72,6 +72,8 @@ class ScratchSpec:
     questions_per_row: int = 12  # question/answer segments packed behind one image prefix
     images_per_step: int = 8  # images per optimizer step (all of their questions, in rows)
     max_questions_per_image: int = 0  # 0 = all of an image's questions every epoch
+    type_weights: dict[str, float] = field(default_factory=dict)  # qa_type -> weight (others 1.0) when an epoch
+    #                          draws ``max_questions_per_image`` of an image's questions: oversamples those types
     vision_weight: float = 1.0
     lookup_weight: float = 1.0
     lookup_layer: int = 1  # decoder layer whose first ``lookup_heads`` heads learn to find a named object
@@ -90,6 +92,8 @@ class ScratchSpec:
     gather_layer: int = 2  # decoder layer whose first two heads look, from the last prompt token, at names A and B
     decision_weight: float = 0.0
     decision_layer: int = 3  # hidden state after this many decoder layers tells the two-way answer (see above)
+    attr_weights: dict[str, float] = field(default_factory=dict)  # per-attribute weight in the object and pair
+    #                          losses (name in ATTRIBUTES -> weight; the others 1.0), e.g. {"x_image": 4.0}
     workers: int = 2  # processes decoding pictures and maps before training
 
     @classmethod
@@ -102,7 +106,21 @@ class ScratchSpec:
         spec = cls(**d)
         if spec.copy_key not in ("first", "last"):
             raise ValueError(f"scratch.copy_key must be 'first' or 'last', got {spec.copy_key!r}")
+        bad = sorted(set(spec.attr_weights) - set(ATTRIBUTES))
+        if bad:
+            raise ValueError(f"scratch.attr_weights names unknown attribute(s) {bad}; known: {list(ATTRIBUTES)}")
+        if spec.type_weights and spec.max_questions_per_image <= 0:
+            raise ValueError("scratch.type_weights weighs the draw of max_questions_per_image questions per image; "
+                             "set max_questions_per_image > 0 too")
+        if any(not (float(w) > 0) for w in spec.type_weights.values()):
+            raise ValueError(f"scratch.type_weights must be > 0, got {spec.type_weights}")
+        if any(not (float(w) >= 0) for w in spec.attr_weights.values()):
+            raise ValueError(f"scratch.attr_weights must be >= 0, got {spec.attr_weights}")
         return spec
+
+    def attribute_weights(self) -> np.ndarray:
+        """Weight of each of ``ATTRIBUTES`` in the object and pair losses (1.0 unless ``attr_weights`` says)."""
+        return np.array([float(self.attr_weights.get(a, 1.0)) for a in ATTRIBUTES], np.float32)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -566,9 +584,14 @@ def epoch_batches(data: ScratchData, spec: ScratchSpec, rng: np.random.Generator
         imgs = order[b:b + spec.images_per_step]
         chunks = []
         for i in imgs:
-            segs = list(rng.permutation(data.by_image[i]))
-            if spec.max_questions_per_image:
-                segs = segs[: spec.max_questions_per_image]
+            cap = spec.max_questions_per_image
+            if cap and spec.type_weights and len(data.by_image[i]) > cap:  # a weighted draw without replacement
+                w = np.array([float(spec.type_weights.get(data.segments[s].qa_type, 1.0)) for s in data.by_image[i]])
+                segs = list(rng.choice(data.by_image[i], size=cap, replace=False, p=w / w.sum()))
+            else:
+                segs = list(rng.permutation(data.by_image[i]))
+                if cap:
+                    segs = segs[:cap]
             k = max(1, spec.questions_per_row)
             chunks.append([[int(s) for s in segs[c:c + k]] for c in range(0, len(segs), k)])
         yield imgs, chunks
@@ -721,8 +744,10 @@ def forward(model, aux: AuxHeads, data: ScratchData, spec: ScratchSpec, batch: B
         out["gather_mass"] = float(mass.detach().mean())
         total = total + weights["gather"] * out["gather"]
 
-    def attr_loss(pred, tgt, ok):
-        return (((pred - tgt) ** 2) * ok).sum() / ok.sum().clamp_min(1.0)
+    attr_w = torch.from_numpy(spec.attribute_weights())
+
+    def attr_loss(pred, tgt, ok):  # mean squared error over the known attributes, each times its weight
+        return (((pred - tgt) ** 2) * ok * attr_w).sum() / ok.sum().clamp_min(1.0)
 
     if len(batch.name_obj) and weights.get("object", 0) > 0:
         hs = hidden[spec.object_layer][npos[:, 0], npos[:, 1]].float()
@@ -986,7 +1011,9 @@ def lookup_probe(model_dir: str | Path, data_paths: list[str], max_images: int =
 
     model_dir = Path(model_dir)
     cfg = TrainConfig.load(model_dir / "train_config.yaml")
-    spec = dataclasses.replace(ScratchSpec.from_dict(cfg.scratch), workers=1)
+    # the probe reads every question of its pictures, whatever share of them an epoch drew in training
+    spec = dataclasses.replace(ScratchSpec.from_dict(cfg.scratch), workers=1, max_questions_per_image=0,
+                               type_weights={})
     cfg = dataclasses.replace(cfg, data=[str(p) for p in data_paths], label_noise_std=0.0, blind=blind)
     model = AutoModelForImageTextToText.from_pretrained(str(model_dir), dtype=torch.float32).eval()
     processor = AutoProcessor.from_pretrained(str(model_dir))
