@@ -393,6 +393,11 @@ def tables(res: dict, a) -> str:
                   f"within [50, 200]% {d['within_50_200']:+.1f} points, within +-25% {d['success_25']:+.1f} points, "
                   f"MRA {d['mra']:+.1f} points; parsable numbers "
                   f"{pct(res['models']['cpu-tiny']['quantitative_has_number'])}%."]
+    p = res.get("picture_margins", {})
+    if p:
+        lines += ["", f"cpu-tiny minus cpu-tiny given another scene's image (what depends on the picture): qualitative "
+                  f"{p['qualitative']:+.1f} points, within [50, 200]% {p['within_50_200']:+.1f} points, within +-25% "
+                  f"{p['success_25']:+.1f} points, MRA {p['mra']:+.1f} points."]
     scratch = {m: t for m, t in (res.get("training") or {}).items() if t.get("trainer") == "scratch"}
     if scratch:
         lines += ["", "## Training (from-scratch trainer)", "",
@@ -594,6 +599,10 @@ def main(argv=None) -> dict:
     metric = {"qualitative": "qualitative_accuracy", "within_50_200": "quantitative_within_50_200",
               "success_25": "quantitative_success_25", "mra": "quantitative_mra"}
     res["margins"] = {k: 100 * (main_r[m] - max(res["models"][b][m] for b in blinds)) for k, m in metric.items()}
+    # how much of cpu-tiny's score needs *its own* picture: a margin over a grey-image twin that trained worse is
+    # not the picture at work, this is
+    swapped = res["models"]["cpu-tiny, another scene's image (diagnostic)"]
+    res["picture_margins"] = {k: 100 * (main_r[m] - swapped[m]) for k, m in metric.items()}
 
     for label, name in ablation.items():
         r = main_r if name == "cpu-tiny" else evaluate(items, predict(models / name, items, False, a.eval_batch))

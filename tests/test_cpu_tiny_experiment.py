@@ -39,9 +39,14 @@ def test_quick_experiment_runs_end_to_end(tmp_path):
         assert all(0.0 <= v <= 1.0 for v in probe[name]["pair_sign"].values())
         assert 0.0 <= probe[name]["decision_acc"] <= 1.0 and probe[name]["decision_by_type"]
     assert 0 < res["seen"]["n"] <= 40
+    # what depends on the picture: cpu-tiny against itself given another scene's image, per headline metric
+    swapped = models["cpu-tiny, another scene's image (diagnostic)"]
+    assert res["picture_margins"]["qualitative"] == pytest.approx(
+        100 * (models["cpu-tiny"]["qualitative_accuracy"] - swapped["qualitative_accuracy"]))
     assert set(res["ablation"]) == {"0 (exact)", "0.2"}
     md = (work / "results.md").read_text()
     for heading in ("## Label-noise ablation", "## Per question type", "## Lookup probe", "from-scratch trainer",
-                    "What the thrown-away heads read", "scenes it trained on", "The decision head"):
+                    "What the thrown-away heads read", "scenes it trained on", "The decision head",
+                    "what depends on the picture"):
         assert heading in md
     assert len((work / "predictions.jsonl").read_text().splitlines()) == res["setup"]["test_questions"]

@@ -154,10 +154,52 @@ def test_short_answers(data_dir, tmp_path):
     assert D.short_answer("classify", "left") == "Left."
     assert D.short_answer("direction", "3") == "At 3 o'clock."
     assert D.short_answer("quantitative", "1.2") is None
+    assert D.short_answer("quantitative", "1.2", "It is 1.2 m away.") is None  # numbers only when asked for
     with pytest.raises(FileNotFoundError, match="qa.parquet"):
         D.shorten_answers(ds, [str(tmp_path)])
     with pytest.raises(ValueError, match="answer_form"):
         resolve_config("cpu-tiny", {"data": ["d"], "out": "o", "answer_form": "long"})
+
+
+def test_terse_answers(data_dir):
+    import pandas as pd
+
+    from spatialvlm.eval.parse import parse_distance
+    from spatialvlm.train import data as D
+    from spatialvlm.train.scoring import score
+
+    assert D.terse_length("They are 6 feet 4 inches apart.") == "1.9 meters."
+    assert D.terse_length("The lamp is 73 centimeters above the floor.") == "73 centimeters."
+    assert D.terse_length("They are a meter apart vertically.") == "1 meter."
+    assert D.terse_length("It is 2.04 meters tall.") == "2 meters."
+    assert D.terse_length("4 mm") == "1 centimeter."  # a positive length is never written as zero
+    assert D.terse_length("no number here") is None
+    # the from-scratch trainer's answers: terse numbers take the label noise too; "short" keeps the sentence
+    from spatialvlm.train.scratch import _answer
+
+    row = {"answer": "The lamp is 73 centimeters above the floor.", "family": "quantitative", "truth": "0.73",
+           "value_m": 0.73}
+    assert _answer(row, "terse", None) == "73 centimeters." and _answer(row, "terse", 1.1) == "80 centimeters."
+    assert _answer(row, "short", None) == row["answer"] and _answer(row, "natural", None) == row["answer"]
+    ds = D.load_rows([str(data_dir)])
+    out, n = D.shorten_answers(ds, [str(data_dir)], numbers=True)
+    qa = pd.read_parquet(data_dir / "qa.parquet")
+    assert n == len(qa) and len(out) == len(ds)
+    truth = {(r.image_id, r.question): r for r in qa.itertuples()}
+    seen = 0
+    for before, after in zip(ds, out):
+        r = truth[(before["image_id"], D.question_text(before))]
+        if r.family != "quantitative":
+            continue
+        seen += 1
+        a = D.answer_text(after)
+        assert a.endswith((" centimeters.", " centimeter.", " meters.", " meter.")) and len(a.split()) == 2
+        item = {"qa_type": r.qa_type, "family": r.family, "truth": r.truth, "question": r.question,
+                "answer": r.answer, "objects": list(r.objects), "value_m": r.value_m}
+        # the same length as the natural answer, to the rounding of the unit scheme (1 cm below a metre, 10 cm above)
+        assert abs(parse_distance(a) - parse_distance(D.answer_text(before))) <= 0.0501
+        assert score(item, a)["has_number"]
+    assert seen > 0
 
 
 def test_scale_numbers():

@@ -16,7 +16,7 @@ import yaml
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 # keys of a preset that document it and are not TrainConfig fields
 DOC_KEYS = ("notes", "memory", "speed")
-ANSWER_FORMS = ("natural", "short")
+ANSWER_FORMS = ("natural", "short", "terse")
 TRAINERS = ("sft", "scratch")
 
 
@@ -58,7 +58,9 @@ class TrainConfig:
     mix_general: str | None = None  # a general VQA dataset (folder or HF id) with images + prompt/completion
     spatial_ratio: float = 0.05  # share of spatial rows in the mix when mix_general is set
     label_noise_std: float = 0.0  # relative Gaussian noise on quantitative answers (paper ablation: 0.1-0.3)
-    answer_form: str = "natural"  # "short": qualitative answers become "Yes." / "The NAME." / "Left." (from the truth)
+    # "short": qualitative answers become "Yes." / "The NAME." / "Left." (from the truth); "terse": that, and
+    # quantitative answers become their length alone ("1.4 meters.")
+    answer_form: str = "natural"
     grounding_rows: int = 0  # copies of a per-object "where is NAME" row per training image (0 = none)
     vision_warmup_minutes: float = 0.0  # from-scratch models: per-cell label/depth/position targets first (0 = off)
     vision_warmup_lr: float = 1e-3

@@ -298,9 +298,26 @@ def add_grounding_rows(ds, data_paths: list[str], copies: int = 1):
     return concatenate_datasets([ds, extra.cast(ds.features)]), len(picks)
 
 
-def short_answer(family: str, truth: str) -> str | None:
+def terse_length(answer: str) -> str | None:
+    """The length said in a quantitative answer, alone: "85 centimeters." under a metre, "1.4 meters." from one
+    metre up (one unit scheme for every answer); None when the answer holds no length."""
+    from spatialvlm.eval.parse import parse_distance
+
+    v = parse_distance(answer)
+    if v is None or v <= 0:
+        return None
+    if v < 1.0:
+        cm = max(1, round(v * 100))
+        return f"{cm} centimeter." if cm == 1 else f"{cm} centimeters."
+    return f"{v:.1f}".removesuffix(".0") + (" meter." if round(v, 1) == 1.0 else " meters.")
+
+
+def short_answer(family: str, truth: str, answer: str | None = None, numbers: bool = False) -> str | None:
     """The shortest answer that states the same fact: "Yes." / "No.", "The NAME.", the relation word, "At H
-    o'clock."; None for quantitative questions, whose natural answer (a number with its unit) is kept."""
+    o'clock."; for quantitative questions the length alone (``terse_length`` of ``answer``) when ``numbers`` is
+    set, else None (their natural answer, a number with its unit in a sentence, is kept)."""
+    if family == "quantitative":
+        return terse_length(answer) if numbers and answer is not None else None
     if family == "predicate":
         return "Yes." if str(truth).lower() == "true" else "No."
     if family == "choice":
@@ -312,9 +329,10 @@ def short_answer(family: str, truth: str) -> str | None:
     return None
 
 
-def shorten_answers(ds, data_paths: list[str]):
-    """Replace every qualitative answer by its short form (``short_answer``), using the truth recorded in the synth
-    output's ``qa.parquet`` (joined on image id + question). A from-scratch model then spends its capacity on the
+def shorten_answers(ds, data_paths: list[str], numbers: bool = False):
+    """Replace every qualitative answer (and with ``numbers`` every quantitative one) by its short form
+    (``short_answer``), using the truth recorded in the synth output's ``qa.parquet`` (joined on image id +
+    question). A from-scratch model then spends its capacity on the
     decision rather than on reproducing long sentences with the object names copied right. Returns (dataset,
     number of rows changed); rows that cannot be joined keep their answer and are counted in the log."""
     lookup = qa_lookup(data_paths, ["image_id", "question", "family", "truth"], required=True)
@@ -326,7 +344,7 @@ def shorten_answers(ds, data_paths: list[str]):
         if hit is None:
             stats["unjoined"] += 1
             return {}
-        new = short_answer(hit["family"], hit["truth"])
+        new = short_answer(hit["family"], hit["truth"], answer_text(row), numbers=numbers)
         if new is None:
             return {}
         stats["changed"] += 1

@@ -165,10 +165,11 @@ def _answer(row: dict, answer_form: str, noise: float | None) -> str:
     from spatialvlm.train.data import scale_numbers, short_answer
 
     text = str(row["answer"])
-    if answer_form == "short":
-        short = short_answer(str(row["family"]), row["truth"])
-        if short is not None:
+    if answer_form in ("short", "terse"):
+        short = short_answer(str(row["family"]), row["truth"], text, numbers=answer_form == "terse")
+        if short is not None and str(row["family"]) != "quantitative":
             return short
+        text = short or text
     if noise is not None and row.get("value_m") is not None and row["value_m"] == row["value_m"]:
         text, _ = scale_numbers(text, noise)
     return text

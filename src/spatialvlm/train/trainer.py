@@ -263,8 +263,8 @@ def prepare_data(cfg: TrainConfig):
     info: dict[str, Any] = {"rows_total": len(ds)}
     # text-only transforms run before the split, on the loaded dataset, so they do not copy the images
     # (held-out rows are scored against qa.parquet's truth, never against their answer text)
-    if cfg.answer_form == "short":
-        ds, n = D.shorten_answers(ds, cfg.data)
+    if cfg.answer_form in ("short", "terse"):
+        ds, n = D.shorten_answers(ds, cfg.data, numbers=cfg.answer_form == "terse")
         info["short_answers"] = n
     if cfg.label_noise_std > 0:
         ds, rep = D.add_label_noise(ds, cfg.label_noise_std, cfg.seed)
