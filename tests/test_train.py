@@ -52,6 +52,10 @@ def test_presets_resolve_and_overrides():
         assert cfg.model and cfg.preset == name
     cfg = resolve_config("cpu-tiny", {"data": "d", "out": "o", **parse_set(["tiny.hidden_size=96", "seed=3"])})
     assert cfg.tiny["hidden_size"] == 96 and cfg.tiny["num_layers"] == 4 and cfg.seed == 3 and cfg.data == ["d"]
+    cfg = resolve_config("cpu-tiny", {"data": "d", "out": "o", **parse_set(
+        ["scratch.type_weights={}", "scratch.max_questions_per_image=0", "scratch.attr_weights.x_image=2"])})
+    assert cfg.scratch["type_weights"] == {} and cfg.scratch["attr_weights"] == {"x_image": 2}  # {} clears
+    assert cfg.scratch["images_per_step"] == 6  # the rest of the preset's block stays
     with pytest.raises(ValueError, match="unknown training option"):
         resolve_config("cpu-tiny", {"data": ["d"], "out": "o", "learning_rat": 1.0})
     with pytest.raises(ValueError, match="unknown preset"):
