@@ -76,7 +76,8 @@ def _fmt(x: float, decimals: int = 2) -> str:
     return f"{r:.{decimals}f}".rstrip("0").rstrip(".")
 
 
-def _unit_text(number: float, unit: str, abbreviate: bool) -> str:
+def unit_text(number: float, unit: str, abbreviate: bool = False) -> str:
+    """``number`` with its unit as written in answers: "86 cm", "1.5 meters", "1 meter" (``unit`` a code)."""
     if abbreviate:
         return f"{_fmt(number)} {unit}"
     singular, plural = _WORDS[unit]
@@ -238,7 +239,7 @@ def speak_distance(value_m: float, rng: np.random.Generator, *, imperial_prob: f
         w = np.array([c[3] * (1.0 if _rel_error(c[0], c[1], v) <= 0.10 else 0.5) for c in ok])
         number, unit, text, _ = ok[int(rng.choice(len(ok), p=w / w.sum()))]
     if text is None:
-        text = _unit_text(number, unit, abbreviate=bool(rng.random() < _ABBREV_PROB[unit]))
+        text = unit_text(number, unit, abbreviate=bool(rng.random() < _ABBREV_PROB[unit]))
     if v > 0.0 and rng.random() < hedge_prob:
         text = f"{HEDGES[int(rng.integers(len(HEDGES)))]} {text}"
     return Spoken(text=text, number=float(number), unit=unit)

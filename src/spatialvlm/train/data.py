@@ -302,14 +302,14 @@ def terse_length(answer: str) -> str | None:
     """The length said in a quantitative answer, alone: "85 centimeters." under a metre, "1.4 meters." from one
     metre up (one unit scheme for every answer); None when the answer holds no length."""
     from spatialvlm.eval.parse import parse_distance
+    from spatialvlm.qa.phrasing import unit_text
 
     v = parse_distance(answer)
     if v is None or v <= 0:
         return None
     if v < 1.0:
-        cm = max(1, round(v * 100))
-        return f"{cm} centimeter." if cm == 1 else f"{cm} centimeters."
-    return f"{v:.1f}".removesuffix(".0") + (" meter." if round(v, 1) == 1.0 else " meters.")
+        return unit_text(max(1, round(v * 100)), "cm") + "."
+    return unit_text(round(v, 1), "m") + "."
 
 
 def short_answer(family: str, truth: str, answer: str | None = None, numbers: bool = False) -> str | None:

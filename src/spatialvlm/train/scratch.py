@@ -168,8 +168,8 @@ def _answer(row: dict, answer_form: str, noise: float | None) -> str:
     if answer_form in ("short", "terse"):
         short = short_answer(str(row["family"]), row["truth"], text, numbers=answer_form == "terse")
         if short is not None and str(row["family"]) != "quantitative":
-            return short
-        text = short or text
+            return short  # qualitative short forms hold no measured number for the label noise
+        text = short or text  # a terse length still takes the noise below
     if noise is not None and row.get("value_m") is not None and row["value_m"] == row["value_m"]:
         text, _ = scale_numbers(text, noise)
     return text
